@@ -1,0 +1,136 @@
+"""One settings object from which every path and knob flows.
+
+Values come from keyword overrides first, then ``CHURNWATCH_*`` environment variables, then
+defaults, so the CLI, the DAG tasks and the tests configure the pipeline the same way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default):
+    raw = os.environ.get(f"CHURNWATCH_{name.upper()}")
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where things live
+    warehouse: Path = Path("warehouse")
+    raw_dir: Path | None = None
+    dbt_project_dir: Path = REPO_ROOT / "dbt_project"
+    # what to compute
+    as_of: dt.date | None = None  # None: latest order date in the raw data
+    horizon_days: int = 90
+    cutoff_step_days: int = 30  # spacing of training cutoffs
+    n_training_cutoffs: int = 6  # full-label cutoffs used for training (incl. the backtest one)
+    # data quality
+    max_bad_row_share: float = 0.05
+    # model and registry
+    model_name: str = "churnwatch_churn"
+    retrain: bool = False
+    seed: int = 42
+    promotion_min_auc_gain: float = 0.002
+    promotion_max_ece_increase: float = 0.01
+    mlflow_tracking_uri: str | None = None  # default: sqlite under the warehouse
+    # retention
+    campaign_budget: float = 10_000.0
+    control_share: float = 0.10
+    # resources
+    duckdb_memory_limit: str = "6GB"
+    duckdb_threads: int = 2
+    # security: salt for hashing PII, never committed; tests and demo set their own
+    pii_salt: str = field(default="", repr=False)
+
+    @classmethod
+    def load(cls, **overrides) -> "Settings":
+        """Build settings from overrides > CHURNWATCH_* env vars > defaults."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name in overrides and overrides[f.name] is not None:
+                values[f.name] = overrides[f.name]
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else None
+            if f.name in ("raw_dir", "as_of", "mlflow_tracking_uri"):
+                raw = os.environ.get(f"CHURNWATCH_{f.name.upper()}")
+                values[f.name] = raw if raw else default
+            else:
+                values[f.name] = _env(f.name, default)
+        s = cls(**values)
+        return s._normalised()
+
+    def _normalised(self) -> "Settings":
+        as_of = self.as_of
+        if isinstance(as_of, str):
+            as_of = dt.date.fromisoformat(as_of[:10])
+        elif isinstance(as_of, dt.datetime):
+            as_of = as_of.date()
+        return dataclasses.replace(
+            self,
+            warehouse=Path(self.warehouse).resolve(),
+            raw_dir=Path(self.raw_dir).resolve() if self.raw_dir else None,
+            dbt_project_dir=Path(self.dbt_project_dir).resolve(),
+            as_of=as_of,
+        )
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)._normalised()
+
+    # ---- derived paths -------------------------------------------------------------------
+    @property
+    def db_path(self) -> Path:
+        return self.warehouse / "churnwatch.duckdb"
+
+    @property
+    def analytics_path(self) -> Path:
+        return self.warehouse / "analytics.duckdb"
+
+    @property
+    def published_dir(self) -> Path:
+        return self.warehouse / "published"
+
+    @property
+    def crm_export_dir(self) -> Path:
+        return self.warehouse / "exports" / "crm"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.warehouse / "mlflow"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.warehouse / "data_docs"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as CHURNWATCH_* variables, to hand to a subprocess or an Airflow run."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is None or f.name == "pii_salt":
+                continue
+            out[f"CHURNWATCH_{f.name.upper()}"] = str(v)
+        return out
