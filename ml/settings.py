@@ -39,7 +39,7 @@ class Settings:
     as_of: dt.date | None = None  # None: latest order date in the raw data
     horizon_days: int = 90
     cutoff_step_days: int = 30  # spacing of training cutoffs
-    n_training_cutoffs: int = 6  # full-label cutoffs used for training (incl. the backtest one)
+    n_training_cutoffs: int = 8  # full-label cutoffs (incl. the backtest one); see ml/train.py for the split
     # data quality
     max_bad_row_share: float = 0.05
     # model and registry
@@ -118,6 +118,11 @@ class Settings:
         return self.warehouse / "data_docs"
 
     @property
+    def registered_model_name(self) -> str:
+        """One registered model per horizon: a 60-day and a 90-day model never compete."""
+        return f"{self.model_name}_{self.horizon_days}d"
+
+    @property
     def tracking_uri(self) -> str:
         return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
@@ -134,3 +139,18 @@ class Settings:
                 continue
             out[f"CHURNWATCH_{f.name.upper()}"] = str(v)
         return out
+
+
+def settings_from_params(params: dict, **extra) -> Settings:
+    """Settings for one DAG run: the trigger form's params over the environment's defaults."""
+    mapping = {
+        "raw_dir": params.get("raw_dir") or None,
+        "warehouse": params.get("warehouse") or None,
+        "as_of": params.get("as_of_date") or None,
+        "horizon_days": params.get("horizon_days"),
+        "retrain": params.get("retrain"),
+        "campaign_budget": params.get("campaign_budget"),
+        "control_share": params.get("control_share"),
+    }
+    mapping.update({k: v for k, v in extra.items() if v is not None})
+    return Settings.load(**mapping)

@@ -1,0 +1,171 @@
+"""The ``churnwatch`` command: a thin face over the stages in ``ml/``.
+
+``run`` executes the whole pipeline through the Airflow DAG; the stage commands (``ingest``,
+``features``, ``validate``, ``train``, ``score``, ``publish``) call the very functions the DAG
+tasks call, so a stage behaves the same either way. Errors end with one clear line and a
+non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ml.settings import Settings
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _common(p: argparse.ArgumentParser, raw: bool = True) -> None:
+    p.add_argument("--warehouse", type=Path, default=None, help="warehouse folder (default ./warehouse)")
+    if raw:
+        p.add_argument("--raw-dir", type=Path, default=None, help="folder with the raw exports")
+    p.add_argument("--as-of", type=_date, default=None, help="as-of date (default: last order date)")
+    p.add_argument("--horizon-days", type=int, default=None, help="churn horizon in days (default 90)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="churnwatch", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate a synthetic shop with known latent behaviour")
+    g.add_argument("--customers", type=int, default=10_000)
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--end-date", type=_date, default=dt.date(2025, 12, 31))
+    g.add_argument("--out", type=Path, required=True)
+    g.add_argument("--truth-as-of", type=_date, default=None)
+    g.add_argument("--horizon-days", type=int, default=90)
+    g.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+
+    r = sub.add_parser("run", help="run the whole pipeline through the Airflow DAG")
+    _common(r)
+    r.add_argument("--retrain", action="store_true", help="train a challenger and run the promotion gate")
+    r.add_argument("--campaign-budget", type=float, default=None)
+    r.add_argument("--control-share", type=float, default=None)
+
+    s = sub.add_parser("summary", help="print a short summary of the latest publication")
+    s.add_argument("--warehouse", type=Path, default=None)
+
+    for name, help_ in (
+        ("ingest", "load raw exports into DuckDB raw.* (bad rows to quarantine.*)"),
+        ("features", "dbt build of the point-in-time feature marts"),
+        ("validate", "run the Great Expectations gates on features (and scores when present)"),
+        ("train", "train a challenger, register it, run the promotion gate"),
+        ("score", "score customers with the champion model"),
+        ("publish", "publish snapshots and swap in the analyst catalog"),
+    ):
+        p = sub.add_parser(name, help=help_)
+        _common(p, raw=(name == "ingest"))
+    return parser
+
+
+def _settings(args) -> Settings:
+    return Settings.load(
+        warehouse=getattr(args, "warehouse", None),
+        raw_dir=getattr(args, "raw_dir", None),
+        as_of=getattr(args, "as_of", None),
+        horizon_days=getattr(args, "horizon_days", None),
+        retrain=getattr(args, "retrain", None) or None,
+        campaign_budget=getattr(args, "campaign_budget", None),
+        control_share=getattr(args, "control_share", None),
+    )
+
+
+def _latest_as_of(settings: Settings) -> Settings:
+    """Stage commands without --as-of continue from the last ingest."""
+    if settings.as_of is not None:
+        return settings
+    from ml.warehouse import connect
+
+    with connect(settings, read_only=True) as con:
+        as_of = con.execute("select max(as_of_date) from raw._ingest_log").fetchone()[0]
+    return settings.replace(as_of=as_of)
+
+
+def dispatch(args) -> object:
+    settings = _settings(args)
+    if args.command == "generate":
+        from ml.synth import generate
+
+        return generate(args.out, customers=args.customers, seed=args.seed, end_date=args.end_date,
+                        truth_as_of=args.truth_as_of, horizon_days=args.horizon_days, fmt=args.format)
+    if args.command == "run":
+        from ml.orchestrate import run_dag
+
+        if settings.raw_dir is None:
+            raise SystemExit("churnwatch run: --raw-dir is required")
+        conf = {
+            "raw_dir": str(settings.raw_dir),
+            "warehouse": str(settings.warehouse),
+            "as_of_date": settings.as_of.isoformat() if settings.as_of else None,
+            "horizon_days": settings.horizon_days,
+            "retrain": settings.retrain,
+            "campaign_budget": settings.campaign_budget,
+            "control_share": settings.control_share,
+        }
+        code = run_dag(settings, "churn_pipeline", conf)
+        if code != 0:
+            raise SystemExit(code)
+        return {"status": "success", "analytics": str(settings.analytics_path)}
+    if args.command == "summary":
+        from ml.summary import summarise
+
+        print(summarise(settings))
+        return None
+    if args.command == "ingest":
+        from ml.ingest import ingest
+
+        return ingest(settings).to_dict()
+    settings = _latest_as_of(settings)
+    if args.command == "features":
+        from ml.transform import build_features
+
+        return build_features(settings)
+    if args.command == "validate":
+        from ml.gates import gate_features
+
+        return gate_features(settings).to_dict()
+    if args.command == "train":
+        from ml.train import train
+
+        return train(settings).to_dict()
+    if args.command == "score":
+        from ml.score import score
+
+        return score(settings)
+    if args.command == "publish":
+        from ml.publish import publish
+
+        return publish(settings)
+    raise SystemExit(f"unknown command {args.command}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        result = dispatch(args)
+    except SystemExit:
+        raise
+    except Exception as exc:  # one clear line, non-zero exit; -v shows the traceback
+        if args.verbose:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"churnwatch {args.command}: error: {first}", file=sys.stderr)
+        return 1
+    if result is not None:
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

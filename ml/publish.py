@@ -1,0 +1,142 @@
+"""Publish: Parquet snapshots + the analyst catalog ``analytics.duckdb``, replaced atomically.
+
+Analysts open ``analytics.duckdb`` read-only at any time, while the pipeline holds its own
+database for writing. So the catalog holds no data, only views over immutable Parquet files:
+each publish writes new files, records them in a manifest, builds a fresh catalog beside the old
+one and swaps it in with one ``os.replace``. A reader sees the old catalog or the new one, never
+a half-written table, and never a lock. Files of the last few publishes are kept so a reader
+still holding an old catalog can finish its queries.
+
+A failed or killed publish changes nothing visible: new files are unreferenced until the swap.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from ml.settings import Settings
+from ml.warehouse import connect, table_exists
+
+log = logging.getLogger(__name__)
+
+KEEP_MANIFESTS = 3
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """A table of the analyst contract and where its rows come from in the pipeline database."""
+
+    name: str
+    source: str  # schema.table in churnwatch.duckdb
+    partitioned: bool  # snapshot per (as_of_date, horizon_days), history kept
+    order_by: str
+
+
+PUBLISHED = (
+    PublishedTable("churn_scores", "scoring.churn_scores", True, "customer_id"),
+    PublishedTable("model_performance", "ml.model_performance", False, "model_version, as_of_date"),
+)
+
+
+def _manifest_path(settings: Settings) -> Path:
+    return settings.published_dir / "_manifest.json"
+
+
+def read_manifest(settings: Settings) -> dict:
+    path = _manifest_path(settings)
+    if not path.exists():
+        return {"tables": {}, "history": []}
+    return json.loads(path.read_text())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _partition_key(settings: Settings) -> str:
+    return f"as_of_date={settings.as_of}/horizon_days={settings.horizon_days}"
+
+
+def _write_snapshots(con: duckdb.DuckDBPyConnection, settings: Settings, publish_id: str, manifest: dict) -> dict:
+    """Write this run's Parquet files; return the new table → {partition: file} mapping."""
+    tables = {name: dict(parts) for name, parts in manifest["tables"].items()}
+    for table in PUBLISHED:
+        schema, name = table.source.split(".")
+        if not table_exists(con, schema, name):
+            continue
+        where = "where as_of_date = ? and horizon_days = ?" if table.partitioned else ""
+        params = [settings.as_of, settings.horizon_days] if table.partitioned else []
+        partition = _partition_key(settings) if table.partitioned else "all"
+        rel = Path(table.name) / partition / f"part-{publish_id}.parquet"
+        target = settings.published_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        con.execute(
+            f"copy (select * from {table.source} {where} order by {table.order_by}) "
+            f"to '{tmp}' (format parquet, compression zstd)",
+            params,
+        )
+        os.replace(tmp, target)
+        tables.setdefault(table.name, {})[partition] = str(rel)
+    return tables
+
+
+def build_catalog(settings: Settings, tables: dict[str, dict[str, str]]) -> Path:
+    """A fresh analytics.duckdb (views over the listed files) beside the live one."""
+    tmp = settings.analytics_path.with_name(f".analytics.{uuid.uuid4().hex}.duckdb")
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute("create schema marts")
+        for name, parts in sorted(tables.items()):
+            files = [str(settings.published_dir / rel) for _, rel in sorted(parts.items())]
+            listing = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+            con.execute(f"create view marts.{name} as select * from read_parquet({listing}, union_by_name = true)")
+        con.execute(
+            "create table marts._catalog as select ?::timestamp as published_at, ?::varchar as manifest",
+            [dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), json.dumps(tables, sort_keys=True)],
+        )
+        con.execute("checkpoint")
+    finally:
+        con.close()
+    return tmp
+
+
+def _collect_garbage(settings: Settings, manifest: dict) -> None:
+    """Delete snapshot files no longer referenced by the last few manifests."""
+    keep = {str(settings.published_dir / rel) for tables in manifest["history"] for parts in tables.values() for rel in parts.values()}
+    for path in settings.published_dir.rglob("part-*.parquet"):
+        if str(path) not in keep:
+            path.unlink(missing_ok=True)
+
+
+def publish(settings: Settings) -> dict:
+    """Snapshot the pipeline's published tables and swap in a new analyst catalog."""
+    started = time.perf_counter()
+    publish_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    settings.published_dir.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(settings)
+    with connect(settings, read_only=True) as con:
+        tables = _write_snapshots(con, settings, publish_id, manifest)
+    # the manifest first: if the run dies before the swap, the next publish still knows these files
+    manifest = {"tables": tables, "history": ([tables] + manifest.get("history", []))[:KEEP_MANIFESTS]}
+    _write_atomically(_manifest_path(settings), json.dumps(manifest, indent=2, sort_keys=True).encode())
+    catalog = build_catalog(settings, tables)
+    os.replace(catalog, settings.analytics_path)  # the one atomic step readers can observe
+    _collect_garbage(settings, manifest)
+    summary = {"publish_id": publish_id, "tables": sorted(tables), "catalog": str(settings.analytics_path),
+               "seconds": round(time.perf_counter() - started, 2)}
+    log.info("publish %s", summary)
+    return summary

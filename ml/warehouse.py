@@ -1,0 +1,46 @@
+"""DuckDB access for the pipeline's own database.
+
+DuckDB allows one read-write process per file, so every writer opens, works and closes; nothing
+holds a connection across stages. Memory limit and threads come from settings so a tier-M run
+stays inside the machine.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import duckdb
+
+from ml.settings import Settings
+
+
+def _configure(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit}'")
+    con.execute(f"SET threads = {int(settings.duckdb_threads)}")
+    con.execute("SET TimeZone = 'UTC'")
+
+
+@contextlib.contextmanager
+def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the pipeline database; closed on exit so other processes can take the file."""
+    settings.warehouse.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(settings.db_path), read_only=read_only)
+    try:
+        _configure(con, settings)
+        yield con
+    finally:
+        con.close()
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def quote(name: str) -> str:
+    """Quote an identifier for DuckDB."""
+    return '"' + name.replace('"', '""') + '"'
