@@ -16,7 +16,7 @@ import os
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from assets import ANALYST_CATALOG, CUSTOMER_FEATURES, RAW_LAYER
+from ml.assets import ANALYST_CATALOG, CUSTOMER_FEATURES, RAW_LAYER
 
 PARAMS = {
     "as_of_date": Param(

@@ -52,12 +52,12 @@ def main(argv: list[str]) -> int:
     _ensure_metadata_db()
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAGS_FOLDER), include_examples=False)
+    bag = DagBag(dag_folder=str(DAGS_FOLDER))
     if bag.import_errors:
         for path, err in bag.import_errors.items():
             print(f"DAG import error in {path}: {err.strip().splitlines()[-1]}", file=sys.stderr)
         return 2
-    dag = bag.get_dag(dag_id)
+    dag = bag.dags[dag_id]
     run = dag.test(run_conf=conf)
     state = str(getattr(run, "state", "unknown"))
     failed = [ti.task_id for ti in run.get_task_instances() if str(ti.state) not in ("success", "skipped")] if run else []

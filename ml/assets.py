@@ -1,4 +1,4 @@
-"""Assets the churnwatch DAGs produce and consume, defined once."""
+"""Assets the churnwatch DAGs produce and consume, defined once (imported by DAG files only)."""
 from airflow.sdk import Asset
 
 RAW_LAYER = Asset("churnwatch://warehouse/raw")

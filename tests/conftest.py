@@ -1,0 +1,56 @@
+"""Shared fixtures: a generated tier-S shop and one full pipeline run through Airflow.
+
+The expensive things (generating a shop, running the DAG) happen once per session and are
+shared read-only; tests that mutate state make their own warehouse.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+END_DATE = dt.date(2025, 12, 31)
+HORIZON = 90
+TIER_S = 10_000
+
+os.environ.setdefault("CHURNWATCH_PII_SALT", "test-only-salt")
+
+
+def churnwatch(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real ``churnwatch`` command in a child process, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ml.cli", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"churnwatch {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def shop_s(tmp_path_factory) -> Path:
+    """A tier-S synthetic shop (10k customers) with truth at the backtest cutoff."""
+    from ml.synth import generate
+
+    out = tmp_path_factory.mktemp("shop_s")
+    generate(out, customers=TIER_S, seed=11, end_date=END_DATE,
+             truth_as_of=END_DATE - dt.timedelta(days=HORIZON), horizon_days=HORIZON)
+    return out
+
+
+@pytest.fixture(scope="session")
+def pipeline_s(shop_s, tmp_path_factory) -> Path:
+    """One full `churnwatch run` (through the Airflow DAG) on the tier-S shop; returns the warehouse."""
+    warehouse = tmp_path_factory.mktemp("warehouse_s")
+    churnwatch("run", "--raw-dir", str(shop_s), "--warehouse", str(warehouse),
+               "--as-of", END_DATE.isoformat(), "--horizon-days", str(HORIZON), "--retrain")
+    return warehouse
