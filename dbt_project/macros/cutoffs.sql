@@ -1,0 +1,100 @@
+{#- Cutoff dates, computed at compile time so every filter sees a literal date. -#}
+
+{% macro as_of_date() -%}
+    {#- the scoring date as a Python date: var as_of_date, else the latest order date -#}
+    {%- set raw = var('as_of_date', none) -%}
+    {%- if raw is not none and raw | string | trim not in ('', 'None', 'null') -%}
+        {{ return(modules.datetime.date.fromisoformat((raw | string)[:10])) }}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{ return(modules.datetime.date(2000, 1, 1)) }}
+    {%- endif -%}
+    {%- set result = run_query(
+        "select max(cast(order_ts as date)) from " ~ source('shop', 'orders')) -%}
+    {%- set latest = result.columns[0].values()[0] -%}
+    {{ return(latest if latest is not none else modules.datetime.date(2000, 1, 1)) }}
+{%- endmacro %}
+
+
+{% macro training_cutoff_dates() -%}
+    {#- t_k = as_of - horizon - k * step, k = 0..n-1, snapped down to the cutoff grid -#}
+    {%- set days = modules.datetime.timedelta -%}
+    {%- set step = var('cutoff_step_days') | int -%}
+    {%- set latest = as_of_date() - days(days=var('horizon_days') | int) -%}
+    {%- set anchor = var('cutoff_grid_anchor', none) -%}
+    {%- if anchor is not none and anchor | string | trim not in ('', 'None', 'null') -%}
+        {%- set anchor_date = modules.datetime.date.fromisoformat((anchor | string)[:10]) -%}
+        {%- set latest = latest - days(days=(latest - anchor_date).days % step) -%}
+    {%- endif -%}
+    {%- set dates = [] -%}
+    {%- for k in range(var('n_training_cutoffs') | int) -%}
+        {%- do dates.append(latest - days(days=k * step)) -%}
+    {%- endfor -%}
+    {{ return(dates) }}
+{%- endmacro %}
+
+
+{% macro sql_date(value) -%}
+    date '{{ value.isoformat() }}'
+{%- endmacro %}
+
+
+
+
+{% macro cutoff_dates_sql(dates) -%}
+    {#- a SQL list of date literals; `null` when empty, so `x in (...)` matches nothing -#}
+    {%- if dates | length == 0 -%}
+        null
+    {%- else -%}
+        {%- for d in dates -%}
+            date '{{ d }}'{{ ', ' if not loop.last }}
+        {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro pending_cutoffs(mart_name, cutoff_role=none) -%}
+    {#-
+        The spine's cutoffs that marts.<mart_name> does not hold yet, as a SQL list of dates.
+        Features at a cutoff depend only on data on or before it, so a cutoff once built stays
+        valid and an incremental run computes only the new ones (all of them on a full refresh).
+    -#}
+    {%- if not execute -%}
+        {{ return('null') }}
+    {%- endif -%}
+    {%- set spine = ref('int_cutoffs_enumerated') -%}
+    {%- set existing = adapter.get_relation(
+        database=target.database, schema='marts', identifier=mart_name) -%}
+    {%- set query -%}
+        select cast(cutoff_date as varchar) from {{ spine }}
+        where true
+        {%- if cutoff_role %} and cutoff_role = '{{ cutoff_role }}'{% endif %}
+        {%- if existing is not none and not flags.FULL_REFRESH %}
+          and cutoff_date not in (
+              select distinct as_of_date from {{ existing }}
+              {%- if mart_name == 'training_examples' %}
+              where horizon_days = {{ var('horizon_days') | int }}
+              {%- endif %}
+          )
+        {%- endif %}
+        order by 1
+    {%- endset -%}
+    {{ return(cutoff_dates_sql(run_query(query).columns[0].values())) }}
+{%- endmacro %}
+
+
+{% macro incremental_since(date_column) -%}
+    {#-
+        Row filter for the incremental daily models: data up to the as-of date and, on an
+        incremental run, only the days after the newest one already aggregated (minus a small
+        lookback, re-read and replaced by delete+insert on the date).
+    -#}
+    {{ date_column }} <= {{ sql_date(as_of_date()) }}
+    {%- if is_incremental() and execute %}
+        {%- set newest = run_query(
+            "select max(" ~ date_column ~ ") from " ~ this).columns[0].values()[0] -%}
+        {%- if newest is not none %}
+    and {{ date_column }} > {{ sql_date(newest) }} - {{ var('incremental_lookback_days') | int }}
+        {%- endif %}
+    {%- endif %}
+{%- endmacro %}

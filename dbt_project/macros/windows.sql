@@ -1,0 +1,19 @@
+{#- Helpers for features over trailing windows that end at the cutoff (day 0 = the cutoff). -#}
+
+{% macro feature_windows() -%}
+    {{ return([7, 30, 90, 180, 365]) }}
+{%- endmacro %}
+
+
+{% macro window_sum(expression, days, start_day=0) -%}
+    {#- sum over the days (cutoff - start_day - days, cutoff - start_day]; 0 when none -#}
+    coalesce(sum({{ expression }}) filter (
+        where days_before_cutoff >= {{ start_day }}
+          and days_before_cutoff < {{ start_day + days }}
+    ), 0)
+{%- endmacro %}
+
+
+{% macro safe_divide(numerator, denominator) -%}
+    ({{ numerator }}) / nullif(cast({{ denominator }} as double), 0)
+{%- endmacro %}

@@ -1,0 +1,68 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='order_date',
+    on_schema_change='fail'
+) }}
+
+with
+
+orders as (
+
+    select * from {{ ref('int_orders_joined_to_items') }}
+    where {{ incremental_since('order_date') }}
+
+),
+
+aggregated as (
+
+    select
+        customer_id,
+        order_date,
+        count(*) as count_orders,
+        count(*) filter (where is_cancelled) as count_cancelled_orders,
+        count(*) filter (where is_returned) as count_returned_orders,
+        count(*) filter (where has_coupon) as count_coupon_orders,
+        count(*) filter (where has_discount) as count_discounted_orders,
+        coalesce(sum(order_amount) filter (where not is_cancelled), 0) as order_amount,
+        coalesce(sum(discount_amount) filter (where not is_cancelled), 0) as discount_amount,
+        count(*) filter (where has_items) as count_orders_with_items,
+        sum(count_units) as count_units
+
+    from orders
+    group by 1, 2
+
+),
+
+{% if is_incremental() %}
+previous_order_days as (
+
+    -- the latest order day already aggregated before this batch, to chain the gaps
+    select customer_id, max(order_date) as order_date
+    from {{ this }}
+    where order_date < (select min(order_date) from aggregated)
+    group by 1
+
+),
+{% endif %}
+
+chained as (
+
+    select
+        *,
+        lag(order_date) over (partition by customer_id order by order_date) as previous_order_date
+    from (
+        select *, true as is_new from aggregated
+        {%- if is_incremental() %}
+        union all by name
+        select customer_id, order_date, false as is_new from previous_order_days
+        {%- endif %}
+    )
+
+)
+
+select
+    * exclude (is_new),
+    order_date - previous_order_date as days_since_previous_order_day
+from chained
+where is_new
