@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from ml.quality import GateResult, validate_dataframe
 from ml.settings import Settings
-from ml.warehouse import connect
+from ml.warehouse import connect, fetch_frame
 
 
 def _frame(settings: Settings, sql: str, params: list):
     with connect(settings, read_only=True) as con:
-        return con.execute(sql, params).arrow().read_all().to_pandas()
+        return fetch_frame(con, sql, params)
 
 
 def gate_features(settings: Settings) -> GateResult:

@@ -16,7 +16,7 @@ import pandas as pd
 from ml import registry
 from ml.reasons import top_reasons
 from ml.settings import Settings
-from ml.warehouse import connect
+from ml.warehouse import connect, fetch_frame
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,8 @@ def risk_tier(prob: np.ndarray, tiers=RISK_TIERS) -> np.ndarray:
 
 def load_population(settings: Settings) -> pd.DataFrame:
     with connect(settings, read_only=True) as con:
-        return (
-            con.execute(
-                "select * from marts.customer_features where as_of_date = ? order by customer_id", [settings.as_of]
-            )
-            .arrow()
-            .read_all()
-            .to_pandas()
+        return fetch_frame(
+            con, "select * from marts.customer_features where as_of_date = ? order by customer_id", [settings.as_of]
         )
 
 

@@ -23,7 +23,7 @@ from ml import registry
 from ml.metrics import classification_report
 from ml.model import ChurnModel, feature_columns, prepare_matrix
 from ml.settings import REPO_ROOT, Settings
-from ml.warehouse import connect
+from ml.warehouse import connect, fetch_frame
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class TrainResult:
 def load_examples(settings: Settings) -> pd.DataFrame:
     """DuckDB → Arrow → pandas in one columnar transfer, never row by row."""
     with connect(settings, read_only=True) as con:
-        return con.execute("select * from marts.training_examples order by as_of_date, customer_id").arrow().read_all().to_pandas()
+        return fetch_frame(con, "select * from marts.training_examples order by as_of_date, customer_id")
 
 
 def split_by_cutoff(examples: pd.DataFrame, horizon_days: int) -> dict[str, pd.DataFrame]:

@@ -44,3 +44,19 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
 def quote(name: str) -> str:
     """Quote an identifier for DuckDB."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    """Run ``sql`` and return a pandas DataFrame via Arrow (columnar, never row by row).
+
+    DECIMAL columns become float64: models and metrics want floats, and pandas would otherwise
+    hold them as Python ``Decimal`` objects.
+    """
+    import pyarrow as pa
+
+    table = con.sql(sql, params=params).to_arrow_table()
+    fields = [
+        pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f
+        for f in table.schema
+    ]
+    return table.cast(pa.schema(fields)).to_pandas()
