@@ -33,7 +33,7 @@ def _common(p: argparse.ArgumentParser, raw: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="churnwatch", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="churnwatch", description="churnwatch: churn early warning and precise retention for e-commerce shops.")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
