@@ -68,7 +68,7 @@ def score(settings: Settings, scored_at: dt.datetime | None = None) -> dict:
             "as_of_date": pd.to_datetime(population["as_of_date"]).dt.date,
             "horizon_days": settings.horizon_days,
             "churn_probability": prob,
-            "risk_tier": risk_tier(prob),
+            "risk_tier": risk_tier(prob, (("high", settings.risk_tier_high), ("medium", settings.risk_tier_medium), ("low", 0.0))),
             "predicted_value": value,
             "value_at_risk": prob * value,
             "reason_1": reasons[0],

@@ -51,7 +51,12 @@ class Settings:
     mlflow_tracking_uri: str | None = None  # default: sqlite under the warehouse
     # retention
     campaign_budget: float = 10_000.0
-    control_share: float = 0.10
+    control_share: float = 0.10  # of each campaign's audience, held out by a stable hash
+    risk_tier_high: float = 0.50  # calibrated churn probability at or above: risk tier "high"
+    risk_tier_medium: float = 0.25  # ... at or above (and below high): "medium"; else "low"
+    value_tier_high_share: float = 0.20  # top share of predicted value: value tier "high"
+    value_tier_medium_share: float = 0.30  # the next share: "medium"; the rest "low"
+    risk_alert_min_increase: float = 0.15  # probability rise since the previous scoring that alerts
     # resources
     duckdb_memory_limit: str = "6GB"
     duckdb_threads: int = 2
