@@ -7,6 +7,12 @@ one and swaps it in with one ``os.replace``. A reader sees the old catalog or th
 a half-written table, and never a lock. Files of the last few publishes are kept so a reader
 still holding an old catalog can finish its queries.
 
+What is published (``PUBLISHED``): the scores, the customers' segments, the campaign audience,
+the measured campaign results and the risk alerts, each partitioned by (as_of_date, horizon_days)
+so every run adds a partition and history stays queryable for trends; the model performance and
+the offer catalog as one current snapshot each. The catalog's ``marts._tables`` lists the rows
+every view must show. The same publish writes the run's CRM export (``ml/export.py``).
+
 A failed or killed publish changes nothing visible: new files are unreferenced until the swap.
 """
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import duckdb
 
+from ml.export import export_crm
 from ml.settings import Settings
 from ml.warehouse import connect, table_exists
 
@@ -43,6 +50,11 @@ class PublishedTable:
 PUBLISHED = (
     PublishedTable("churn_scores", "scoring.churn_scores", True, "customer_id"),
     PublishedTable("model_performance", "ml.model_performance", False, "model_version, as_of_date"),
+    PublishedTable("customer_segments", "marts.customer_segments", True, "customer_id"),
+    PublishedTable("retention_audience", "marts.retention_audience", True, "campaign_id, priority_rank"),
+    PublishedTable("campaign_results", "marts.campaign_results", True, 'campaign_id, offer_code, "group"'),
+    PublishedTable("risk_alerts", "marts.risk_alerts", True, "probability_increase desc, customer_id"),
+    PublishedTable("offer_catalog", "marts.offer_catalog", False, "offer_code"),
 )
 
 
@@ -70,9 +82,11 @@ def _partition_key(settings: Settings) -> str:
     return f"as_of_date={settings.as_of}/horizon_days={settings.horizon_days}"
 
 
-def _write_snapshots(con: duckdb.DuckDBPyConnection, settings: Settings, publish_id: str, manifest: dict) -> dict:
-    """Write this run's Parquet files; return the new table → {partition: file} mapping."""
+def _write_snapshots(con: duckdb.DuckDBPyConnection, settings: Settings, publish_id: str,
+                     manifest: dict) -> tuple[dict, dict]:
+    """Write this run's Parquet files; return the table → {partition: file} and → {partition: rows} maps."""
     tables = {name: dict(parts) for name, parts in manifest["tables"].items()}
+    rows = {name: dict(parts) for name, parts in manifest.get("rows", {}).items()}
     for table in PUBLISHED:
         schema, name = table.source.split(".")
         if not table_exists(con, schema, name):
@@ -91,11 +105,20 @@ def _write_snapshots(con: duckdb.DuckDBPyConnection, settings: Settings, publish
         )
         os.replace(tmp, target)
         tables.setdefault(table.name, {})[partition] = str(rel)
-    return tables
+        rows.setdefault(table.name, {})[partition] = con.execute(
+            "select count(*) from read_parquet(?)", [str(target)]).fetchall()[0][0]
+    # rows of partitions published before row counts were recorded are unknown: None
+    rows = {name: {p: rows.get(name, {}).get(p) for p in parts} for name, parts in tables.items()}
+    return tables, rows
 
 
-def build_catalog(settings: Settings, tables: dict[str, dict[str, str]]) -> Path:
-    """A fresh analytics.duckdb (views over the listed files) beside the live one."""
+def build_catalog(settings: Settings, tables: dict[str, dict[str, str]],
+                  rows: dict[str, dict[str, int | None]] | None = None) -> Path:
+    """A fresh analytics.duckdb (views over the listed files) beside the live one.
+
+    ``marts._tables`` lists each view with the rows it must show, so a reader can check that
+    what it sees is one complete snapshot.
+    """
     tmp = settings.analytics_path.with_name(f".analytics.{uuid.uuid4().hex}.duckdb")
     con = duckdb.connect(str(tmp))
     try:
@@ -108,6 +131,12 @@ def build_catalog(settings: Settings, tables: dict[str, dict[str, str]]) -> Path
             "create table marts._catalog as select ?::timestamp as published_at, ?::varchar as manifest",
             [dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), json.dumps(tables, sort_keys=True)],
         )
+        rows = rows or {}
+        con.execute("create table marts._tables (table_name varchar, partitions integer, expected_rows bigint)")
+        for name, parts in sorted(tables.items()):
+            counts = [rows.get(name, {}).get(p) for p in parts]
+            total = None if any(c is None for c in counts) else sum(counts)
+            con.execute("insert into marts._tables values (?, ?, ?)", [name, len(parts), total])
         con.execute("checkpoint")
     finally:
         con.close()
@@ -122,6 +151,14 @@ def _collect_garbage(settings: Settings, manifest: dict) -> None:
             path.unlink(missing_ok=True)
 
 
+def _has_campaign(con: duckdb.DuckDBPyConnection, settings: Settings) -> bool:
+    from ml.retention import campaign_id_for
+
+    return table_exists(con, "marts", "retention_audience") and con.execute(
+        "select count(*) > 0 from marts.retention_audience where campaign_id = ?", [campaign_id_for(settings)]
+    ).fetchall()[0][0]
+
+
 def publish(settings: Settings) -> dict:
     """Snapshot the pipeline's published tables and swap in a new analyst catalog."""
     started = time.perf_counter()
@@ -129,14 +166,19 @@ def publish(settings: Settings) -> dict:
     settings.published_dir.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(settings)
     with connect(settings, read_only=True) as con:
-        tables = _write_snapshots(con, settings, publish_id, manifest)
+        tables, rows = _write_snapshots(con, settings, publish_id, manifest)
+        # the CRM file of this run's campaign, when the policy made one (before the swap: a
+        # failed export leaves the published catalog untouched)
+        export = export_crm(settings, con) if _has_campaign(con, settings) else None
     # the manifest first: if the run dies before the swap, the next publish still knows these files
-    manifest = {"tables": tables, "history": ([tables] + manifest.get("history", []))[:KEEP_MANIFESTS]}
+    manifest = {"tables": tables, "rows": rows,
+                "history": ([tables] + manifest.get("history", []))[:KEEP_MANIFESTS]}
     _write_atomically(_manifest_path(settings), json.dumps(manifest, indent=2, sort_keys=True).encode())
-    catalog = build_catalog(settings, tables)
+    catalog = build_catalog(settings, tables, rows)
     os.replace(catalog, settings.analytics_path)  # the one atomic step readers can observe
     _collect_garbage(settings, manifest)
     summary = {"publish_id": publish_id, "tables": sorted(tables), "catalog": str(settings.analytics_path),
+               "crm_export": ({"campaign_id": export["campaign_id"], "rows": export["rows"]} if export else None),
                "seconds": round(time.perf_counter() - started, 2)}
     log.info("publish %s", summary)
     return summary

@@ -1,0 +1,312 @@
+"""Retention decisions: who to contact, with what, through which channel — under a budget.
+
+``decide(settings)`` turns one scoring run (``scoring.churn_scores`` at ``settings.as_of``) into
+a campaign:
+
+1. **Segments**: risk tier, value tier and RFM segment per scored customer (rules in
+   :mod:`ml.segments`) → ``retention.customer_segments``.
+2. **Expected effects**: an :class:`EffectModel` gives, per customer and offer of the catalog
+   (``dbt_project/seeds/offer_catalog.csv``), the expected relative reduction of the churn
+   probability, or NaN where the offer does not apply. Today :class:`PriorEffects` uses the
+   catalog's prior effect and its eligibility rule; an uplift model slots in by implementing the
+   same one method, and nothing else changes.
+3. **Policy**: expected net value ``churn_probability × predicted_value × effect − unit_cost``
+   per (customer, offer); each customer gets the offer maximising ``net − λ·cost`` or nothing when
+   that is not positive, with the smallest ``λ ≥ 0`` whose spend fits ``settings.campaign_budget``
+   (bisection on a monotone spend). Because every customer's choice maximises the same Lagrangian,
+   a larger budget never gives a lower total expected net value, and spend never exceeds the budget.
+4. **Control group**: ``settings.control_share`` of the audience, picked by a stable hash of
+   ``(campaign_id, customer_id)``, is kept out of contact (``is_control``) and costs nothing; a
+   rerun of the same campaign picks the very same customers. Controls are chosen by the same
+   rule as the treated, so treated and control of every offer are comparable.
+
+The audience goes to ``retention.audience_decisions``; the dbt marts ``marts.crm`` then add the
+recommended products (``retention_audience``), and ``marts.analytics`` measure past campaigns
+and raise risk alerts (``build_marts``). Reruns replace the campaign's rows in one transaction.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from ml.segments import segment_customers
+from ml.settings import Settings
+from ml.warehouse import connect, fetch_frame, table_exists
+
+log = logging.getLogger(__name__)
+
+RECOMMENDATIONS_PER_CUSTOMER = 5
+OFFER_COLUMNS = ("offer_code", "action", "channel", "unit_cost", "expected_effect", "eligibility")
+ELIGIBILITY_RULES = ("any", "high_value", "service_issue")
+# reasons that point at a service problem (matched in the reason text, feature name or sentence)
+SERVICE_REASON_KEYWORDS = ("ticket", "support", "complain", "rating", "review", "return", "cancel",
+                           "satisfaction", "resolution", "refund", "delivery")
+
+
+def campaign_id_for(settings: Settings) -> str:
+    """One campaign per scoring run: the same as-of date and horizon give the same id."""
+    return f"CW-{settings.as_of:%Y%m%d}-H{settings.horizon_days}"
+
+
+# ---- the offer catalog and expected effects ---------------------------------------------------
+
+
+def load_offer_catalog(settings: Settings) -> pd.DataFrame:
+    """The offer catalog seed (the same file dbt loads as ``marts.offer_catalog``)."""
+    path = settings.dbt_project_dir / "seeds" / "offer_catalog.csv"
+    offers = pd.read_csv(path, dtype={"offer_code": str, "action": str, "channel": str, "eligibility": str})
+    missing = [c for c in OFFER_COLUMNS if c not in offers]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}")
+    bad = sorted(set(offers["eligibility"]) - set(ELIGIBILITY_RULES))
+    if bad or (offers["unit_cost"] <= 0).any() or offers["offer_code"].duplicated().any():
+        raise ValueError(f"{path}: offer codes must be unique, unit_cost > 0, eligibility one of "
+                         f"{ELIGIBILITY_RULES} (found {bad})")
+    return offers.reset_index(drop=True)
+
+
+class EffectModel(Protocol):
+    """Expected relative reduction of churn probability per (customer, offer); NaN = not offered."""
+
+    name: str
+
+    def expected_effects(self, customers: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
+        """An array of shape (len(customers), len(offers))."""
+        ...
+
+
+def eligibility(customers: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
+    """Which offers each customer may get: (n_customers, n_offers) booleans."""
+    rules = {
+        "any": np.ones(len(customers), bool),
+        "high_value": (customers["value_tier"] == "high").to_numpy(),
+        "service_issue": customers["has_service_issue"].to_numpy(bool),
+    }
+    return np.column_stack([rules[r] for r in offers["eligibility"]]) if len(offers) else np.zeros((len(customers), 0), bool)
+
+
+class PriorEffects:
+    """The catalog's prior expected effect for every eligible (customer, offer) pair."""
+
+    name = "prior"
+
+    def expected_effects(self, customers: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
+        prior = offers["expected_effect"].to_numpy(float)[None, :]
+        return np.where(eligibility(customers, offers), prior, np.nan)
+
+
+def has_service_issue(reasons: list[np.ndarray]) -> np.ndarray:
+    """True where any of the customer's reasons names a service problem."""
+    pattern = "|".join(SERVICE_REASON_KEYWORDS)
+    hit = np.zeros(len(reasons[0]) if reasons else 0, bool)
+    for col in reasons:
+        hit |= pd.Series(col, dtype="string").str.lower().str.contains(pattern, regex=True).fillna(False).to_numpy(bool)
+    return hit
+
+
+# ---- the policy ---------------------------------------------------------------------------------
+
+
+def expected_net_values(probability: np.ndarray, value: np.ndarray, effects: np.ndarray,
+                        unit_cost: np.ndarray) -> np.ndarray:
+    """``p × value × effect − cost`` per (customer, offer); −inf where the offer does not apply."""
+    gain = (np.asarray(probability, float) * np.nan_to_num(np.asarray(value, float)))[:, None] * effects
+    net = gain - np.asarray(unit_cost, float)[None, :]
+    return np.where(np.isnan(effects), -np.inf, net)
+
+
+def choose_offers(net: np.ndarray, unit_cost: np.ndarray, budget: float, billable: np.ndarray,
+                  iterations: int = 60) -> tuple[np.ndarray, float]:
+    """Per customer the offer index maximising ``net − λ·cost`` (−1: nothing), and λ.
+
+    λ is the smallest non-negative price of a unit of budget at which the spend on billable
+    customers (the treated; controls cost nothing) fits ``budget``.
+    """
+    n, k = net.shape
+    cost = np.asarray(unit_cost, float)
+    billable = np.asarray(billable, bool)
+
+    def solve(lam: float) -> np.ndarray:
+        if k == 0:
+            return np.full(n, -1)
+        adjusted = net - lam * cost[None, :]
+        best = np.argmax(adjusted, axis=1)
+        return np.where(adjusted[np.arange(n), best] > 0, best, -1)
+
+    def spend(choice: np.ndarray) -> float:
+        picked = (choice >= 0) & billable
+        return float(cost[choice[picked]].sum())
+
+    choice = solve(0.0)
+    if spend(choice) <= budget:
+        return choice, 0.0
+    finite = np.isfinite(net)
+    lo, hi = 0.0, float(np.max(np.where(finite, net, 0.0) / cost[None, :])) + 1.0  # at hi nobody is chosen
+    for _ in range(iterations):
+        mid = (lo + hi) / 2
+        if spend(solve(mid)) <= budget:
+            hi = mid
+        else:
+            lo = mid
+    return solve(hi), hi
+
+
+def control_flags(customer_ids: np.ndarray, campaign_id: str, share: float) -> np.ndarray:
+    """Stable hash of (campaign_id, customer_id) → uniform in [0, 1) → below ``share``: control."""
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"control_share must be in [0, 1), got {share}")
+    prefix = campaign_id.encode() + b"\x1f"
+    u = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(prefix + str(c).encode(), digest_size=8).digest(), "big")
+         for c in customer_ids),
+        dtype=np.uint64, count=len(customer_ids),
+    ).astype(np.float64) / 2.0**64
+    return u < share
+
+
+# ---- the stage -----------------------------------------------------------------------------------
+
+
+def load_scored_customers(settings: Settings) -> pd.DataFrame:
+    """The run's scores joined to the RFM inputs from its features (one row per customer)."""
+    with connect(settings, read_only=True) as con:
+        have = {r[0] for r in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'customer_features'").fetchall()}
+
+        def feature(preferred: tuple[str, ...], alias: str) -> str:
+            col = next((c for c in preferred if c in have), None)
+            return f"f.{col} as {alias}" if col else f"null::double as {alias}"
+
+        sql = f"""
+            select s.customer_id, s.as_of_date, s.horizon_days, s.churn_probability, s.predicted_value,
+                   s.reason_1, s.reason_2, s.reason_3, s.model_version,
+                   {feature(("days_since_last_order",), "days_since_last_order")},
+                   {feature(("count_orders_lifetime", "count_orders"), "order_count")},
+                   {feature(("amount_lifetime", "amount_365d"), "spend")}
+            from scoring.churn_scores s
+            left join marts.customer_features f
+              on f.customer_id = s.customer_id and f.as_of_date = s.as_of_date
+            where s.as_of_date = ? and s.horizon_days = ?
+            order by s.customer_id
+        """
+        return fetch_frame(con, sql, [settings.as_of, settings.horizon_days])
+
+
+def _reason_summary(frame: pd.DataFrame) -> pd.Series:
+    parts = frame[["reason_1", "reason_2", "reason_3"]].astype("string")
+    return parts.apply(lambda row: "; ".join(r for r in row if isinstance(r, str) and r), axis=1)
+
+
+def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
+    """Segment the run's customers and pick the campaign audience; write both tables."""
+    started = time.perf_counter()
+    effect_model = effect_model or PriorEffects()
+    campaign_id = campaign_id_for(settings)
+    customers = load_scored_customers(settings)
+    if customers.empty:
+        raise RuntimeError(f"no scores at {settings.as_of} (horizon {settings.horizon_days}); run score first")
+
+    # segments
+    customers = customers.join(segment_customers(
+        customers, risk_high=settings.risk_tier_high, risk_medium=settings.risk_tier_medium,
+        value_high_share=settings.value_tier_high_share, value_medium_share=settings.value_tier_medium_share))
+    customers["has_service_issue"] = has_service_issue(
+        [customers[c].to_numpy(object) for c in ("reason_1", "reason_2", "reason_3")])
+
+    # expected net value per (customer, offer), then the budgeted choice
+    offers = load_offer_catalog(settings)
+    effects = np.asarray(effect_model.expected_effects(customers, offers), float)
+    net = expected_net_values(customers["churn_probability"].to_numpy(), customers["predicted_value"].to_numpy(),
+                              effects, offers["unit_cost"].to_numpy())
+    is_control = control_flags(customers["customer_id"].to_numpy(), campaign_id, settings.control_share)
+    choice, lam = choose_offers(net, offers["unit_cost"].to_numpy(), settings.campaign_budget, ~is_control)
+
+    picked = np.flatnonzero(choice >= 0)
+    offer_of = choice[picked]
+    audience = customers.iloc[picked][["customer_id", "as_of_date", "horizon_days", "churn_probability",
+                                      "predicted_value", "risk_tier", "value_tier", "segment",
+                                      "model_version"]].reset_index(drop=True)
+    for col in ("action", "offer_code", "channel", "unit_cost"):
+        audience[col] = offers[col].to_numpy()[offer_of]
+    audience["expected_effect"] = effects[picked, offer_of]
+    audience["expected_net_value"] = net[picked, offer_of]
+    audience["effect_source"] = effect_model.name
+    audience["is_control"] = is_control[picked]
+    audience["reason_summary"] = _reason_summary(customers.iloc[picked]).to_numpy()
+    audience.insert(0, "campaign_id", campaign_id)
+    audience = audience.sort_values(["expected_net_value", "customer_id"], ascending=[False, True], kind="stable")
+    audience["priority_rank"] = np.arange(1, len(audience) + 1, dtype=np.int64)
+
+    segments = customers[["customer_id", "as_of_date", "horizon_days", "churn_probability", "predicted_value",
+                          "risk_tier", "value_tier", "recency_score", "frequency_score", "monetary_score",
+                          "segment", "has_service_issue", "days_since_last_order", "order_count", "spend",
+                          "model_version"]]
+    _store(settings, campaign_id, segments, audience)
+
+    treated = audience[~audience["is_control"]]
+    summary = {
+        "campaign_id": campaign_id,
+        "customers": len(customers),
+        "audience": len(audience),
+        "treated": len(treated),
+        "control": int(audience["is_control"].sum()),
+        "budget": float(settings.campaign_budget),
+        "spend": round(float(treated["unit_cost"].sum()), 2),
+        "expected_net_value": round(float(treated["expected_net_value"].sum()), 2),
+        "budget_price": round(lam, 6),
+        "actions": {k: int(v) for k, v in treated["offer_code"].value_counts().sort_index().items()},
+        "effect_source": effect_model.name,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    log.info("decide %s", summary)
+    return summary
+
+
+def _store(settings: Settings, campaign_id: str, segments: pd.DataFrame, audience: pd.DataFrame) -> None:
+    """Replace this run's segments and this campaign's audience in one transaction."""
+    with connect(settings) as con:
+        con.execute("create schema if not exists retention")
+        con.execute("create table if not exists retention.customer_segments as select * from segments limit 0")
+        con.execute("create table if not exists retention.audience_decisions as select * from audience limit 0")
+        con.execute("begin")
+        con.execute("delete from retention.customer_segments where as_of_date = ? and horizon_days = ?",
+                    [settings.as_of, settings.horizon_days])
+        con.execute("insert into retention.customer_segments by name select * from segments")
+        con.execute("delete from retention.audience_decisions where campaign_id = ?", [campaign_id])
+        con.execute("insert into retention.audience_decisions by name select * from audience")
+        con.execute("commit")
+
+
+def marts_vars(settings: Settings) -> dict:
+    """dbt vars for the crm and analytics marts: the run's dates plus the retention knobs."""
+    from ml.transform import dbt_vars
+
+    return {
+        **dbt_vars(settings),
+        "campaign_id": campaign_id_for(settings),
+        "risk_alert_min_increase": float(settings.risk_alert_min_increase),
+        "recommendations_per_customer": RECOMMENDATIONS_PER_CUSTOMER,
+    }
+
+
+MARTS_SELECTOR = ["offer_catalog", "marts.crm", "marts.analytics"]
+
+
+def build_marts(settings: Settings) -> dict:
+    """``dbt build`` the offer catalog seed and the crm and analytics marts (with their tests)."""
+    from ml.transform import run_dbt
+
+    started = time.perf_counter()
+    run_dbt(settings, ["build", "--select", *MARTS_SELECTOR, "--vars", json.dumps(marts_vars(settings))])
+    with connect(settings, read_only=True) as con:
+        rows = {name: con.execute(f"select count(*) from marts.{name}").fetchall()[0][0]
+                for name in ("customer_segments", "retention_audience", "campaign_results", "risk_alerts")
+                if table_exists(con, "marts", name)}
+    return {"rows": rows, "seconds": round(time.perf_counter() - started, 2)}
