@@ -1,7 +1,7 @@
 """The ``churnwatch`` command: a thin face over the stages in ``ml/``.
 
 ``run`` executes the whole pipeline through the Airflow DAG; the stage commands (``ingest``,
-``features``, ``validate``, ``train``, ``score``, ``publish``) call the very functions the DAG
+``features``, ``validate``, ``train``, ``score``, ``decide``, ``marts``, ``publish``) call the very functions the DAG
 tasks call, so a stage behaves the same either way. Errors end with one clear line and a
 non-zero exit.
 """
@@ -61,10 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         ("validate", "run the Great Expectations gates on features (and scores when present)"),
         ("train", "train a challenger, register it, run the promotion gate"),
         ("score", "score customers with the champion model"),
-        ("publish", "publish snapshots and swap in the analyst catalog"),
+        ("decide", "segment the scored customers and pick the campaign audience under the budget"),
+        ("marts", "dbt build of the crm and analytics marts (audience, campaign results, risk alerts)"),
+        ("publish", "publish snapshots, the CRM export, and swap in the analyst catalog"),
     ):
         p = sub.add_parser(name, help=help_)
         _common(p, raw=(name == "ingest"))
+        if name == "decide":
+            p.add_argument("--campaign-budget", type=float, default=None)
+            p.add_argument("--control-share", type=float, default=None)
     return parser
 
 
@@ -142,6 +147,14 @@ def dispatch(args) -> object:
         from ml.score import score
 
         return score(settings)
+    if args.command == "decide":
+        from ml.retention import decide
+
+        return decide(settings)
+    if args.command == "marts":
+        from ml.retention import build_marts
+
+        return build_marts(settings)
     if args.command == "publish":
         from ml.publish import publish
 
