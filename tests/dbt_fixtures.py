@@ -104,7 +104,7 @@ def generate_shop(con: duckdb.DuckDBPyConnection, customers: int, seed: int = 7,
             i,
             'C' || lpad(cast(i as varchar), 8, '0') as customer_id,
             cast(floor({u('i', "'signup'")} * {history_days - 30}) as integer) as signup_day,
-            0.004 + 0.03 * pow({u('i', "'rate'")}, 2) as daily_order_rate,
+            0.005 + 0.035 * pow({u('i', "'rate'")}, 2) as daily_order_rate,
             cast(floor(60 + {u('i', "'lapse'")} * {history_days * 1.6}) as integer) as active_days
         from range({customers}) as t(i)
     """)
@@ -174,7 +174,7 @@ def generate_shop(con: duckdb.DuckDBPyConnection, customers: int, seed: int = 7,
                false, 100000 + b
         from _people p, range(0, {history_days // 14 + 1}) as r(b)
         where p.signup_day + b * 14 <= {history_days}
-          and {u('p.i', 'b', "'bs'")} < case when b * 14 < p.active_days then 0.55 else 0.15 end
+          and {u('p.i', 'b', "'bs'")} < case when b * 14 < p.active_days then 0.2 else 0.06 end
     """)
     con.execute(f"""
         insert into raw.events

@@ -83,7 +83,7 @@
 {%- endmacro %}
 
 
-{% macro incremental_since(date_column) -%}
+{% macro incremental_since(date_column, target_date_column=none) -%}
     {#-
         Row filter for the incremental daily models: data up to the as-of date and, on an
         incremental run, only the days after the newest one already aggregated (minus a small
@@ -92,7 +92,7 @@
     {{ date_column }} <= {{ sql_date(as_of_date()) }}
     {%- if is_incremental() and execute %}
         {%- set newest = run_query(
-            "select max(" ~ date_column ~ ") from " ~ this).columns[0].values()[0] -%}
+            "select max(" ~ (target_date_column or date_column) ~ ") from " ~ this).columns[0].values()[0] -%}
         {%- if newest is not none %}
     and {{ date_column }} > {{ sql_date(newest) }} - {{ var('incremental_lookback_days') | int }}
         {%- endif %}

@@ -17,3 +17,10 @@
 {% macro safe_divide(numerator, denominator) -%}
     ({{ numerator }}) / nullif(cast({{ denominator }} as double), 0)
 {%- endmacro %}
+
+
+{% macro zero_if_present(source_flag, expression) -%}
+    {#- a count from an optional source: 0 when the source has data but the customer has no
+        rows, NULL when the source has no data yet at the cutoff -#}
+    case when {{ source_flag }} then coalesce({{ expression }}, 0) end
+{%- endmacro %}

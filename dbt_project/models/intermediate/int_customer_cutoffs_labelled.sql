@@ -1,5 +1,7 @@
-{#- Churn labels: a customer active at a training cutoff t churned when they placed no order
-    in (t, t + horizon]. Every label window ends on or before the as-of date. -#}
+{{ config(materialized='table') }}
+{#- Customers who ordered inside the label window (t, t + horizon] of a training cutoff t;
+    every other customer active at t churned. Each label window ends on or before the as-of
+    date; rebuilt each run (small: one row per customer and cutoff with a later order). -#}
 
 with
 
@@ -7,7 +9,6 @@ cutoffs as (
 
     select * from {{ ref('int_cutoffs_enumerated') }}
     where cutoff_role = 'training'
-      and cutoff_date in ({{ pending_cutoffs('training_examples', 'training') }})
 
 ),
 

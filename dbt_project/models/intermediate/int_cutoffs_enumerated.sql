@@ -29,6 +29,26 @@ first_order as (
 
 ),
 
+-- the first day each optional source has data: before it, its features are NULL (unknown),
+-- after it, a customer without records there has a real zero
+source_starts as (
+
+    select
+        (select cast(min(orders.ordered_at) as date)
+            from orders
+            where orders.order_id in (select order_id from {{ ref('stg_shop__order_items') }}))
+            as order_items_start_date,
+        (select cast(min(occurred_at) as date) from {{ ref('stg_shop__events') }})
+            as events_start_date,
+        (select cast(min(reviewed_at) as date) from {{ ref('stg_shop__reviews') }})
+            as reviews_start_date,
+        (select cast(min(opened_at) as date) from {{ ref('stg_shop__support_tickets') }})
+            as support_tickets_start_date,
+        (select cast(min(contacted_at) as date) from {{ ref('stg_shop__campaign_contacts') }})
+            as campaign_contacts_start_date
+
+),
+
 enumerated as (
 
     select
@@ -41,10 +61,15 @@ enumerated as (
             when candidates.cutoff_role = 'training'
                 then candidates.cutoff_date + {{ var('horizon_days') | int }}
         end as label_window_end_date,
-        coalesce(candidates.training_cutoff_index = 0, false) as is_backtest_cutoff
+        coalesce(candidates.training_cutoff_index = 0, false) as is_backtest_cutoff,
+        {%- for source in ['order_items', 'events', 'reviews', 'support_tickets', 'campaign_contacts'] %}
+        coalesce(source_starts.{{ source }}_start_date <= candidates.cutoff_date, false)
+            as has_{{ source }}{{ ',' if not loop.last }}
+        {%- endfor %}
 
     from candidates
     cross join first_order
+    cross join source_starts
     where candidates.cutoff_role = 'scoring'
         or candidates.cutoff_date >= first_order.first_order_date
 

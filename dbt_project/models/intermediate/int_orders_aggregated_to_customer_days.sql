@@ -14,7 +14,21 @@ orders as (
 
 ),
 
-aggregated as (
+first_purchases as (
+
+    select
+        customer_id,
+        first_purchased_date as order_date,
+        count(*) as count_new_products,
+        count(*) filter (where is_first_in_category) as count_new_categories
+
+    from {{ ref('int_order_items_aggregated_to_customer_products') }}
+    where first_purchased_date in (select distinct order_date from orders)
+    group by 1, 2
+
+),
+
+aggregated_orders as (
 
     select
         customer_id,
@@ -31,6 +45,20 @@ aggregated as (
 
     from orders
     group by 1, 2
+
+),
+
+aggregated as (
+
+    select
+        aggregated_orders.*,
+        coalesce(first_purchases.count_new_products, 0) as count_new_products,
+        coalesce(first_purchases.count_new_categories, 0) as count_new_categories
+
+    from aggregated_orders
+    left join first_purchases
+        on aggregated_orders.customer_id = first_purchases.customer_id
+        and aggregated_orders.order_date = first_purchases.order_date
 
 ),
 

@@ -24,9 +24,8 @@ items_aggregated_to_orders as (
 
     select
         order_items.order_id,
-        sum(order_items.quantity) as count_units,
-        count(distinct order_items.product_id) as count_distinct_products,
-        count(distinct order_items.product_category) as count_distinct_categories
+        count(*) as count_order_lines,
+        sum(order_items.quantity) as count_units
 
     from order_items
     inner join orders on order_items.order_id = orders.order_id
@@ -38,9 +37,8 @@ joined as (
 
     select
         orders.*,
+        items_aggregated_to_orders.count_order_lines,
         items_aggregated_to_orders.count_units,
-        items_aggregated_to_orders.count_distinct_products,
-        items_aggregated_to_orders.count_distinct_categories,
         items_aggregated_to_orders.order_id is not null as has_items
 
     from orders

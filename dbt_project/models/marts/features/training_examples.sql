@@ -1,9 +1,6 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    on_schema_change='fail',
-    post_hook="delete from {{ this }} as examples where not exists (select 1 from {{ ref('int_cutoffs_enumerated') }} as spine where spine.cutoff_role = 'training' and spine.cutoff_date = examples.as_of_date and spine.horizon_days = examples.horizon_days)"
-) }}
+{#- A view: the features are stored once, in customer_features (incremental by cutoff); the
+    labels are a small table. Reading it costs one join. -#}
+{{ config(materialized='view') }}
 
 with
 
@@ -11,7 +8,6 @@ cutoffs as (
 
     select * from {{ ref('int_cutoffs_enumerated') }}
     where cutoff_role = 'training'
-      and cutoff_date in ({{ pending_cutoffs('training_examples', 'training') }})
 
 ),
 
