@@ -1,5 +1,6 @@
-"""Great Expectations suites as code, one module per gated table.
+"""Great Expectations suites as code, one module per gated layer or table.
 
-Each module exposes ``build(params) -> list[Expectation]``; thresholds arrive as run-time
-parameters so the same suite serves tier S and tier M. ``ml.quality`` runs them.
+Each module exposes ``build(params) -> list[Expectation]``; thresholds, dates and learnt bounds
+arrive as run-time parameters so the same suite serves every run and every tier. ``ml.quality``
+runs them; ``ml.gates`` decides which table meets which suite with which parameters.
 """
