@@ -1,0 +1,46 @@
+"""Synthetic shop generator: raw exports driven by a latent customer process, plus the truth.
+
+``generate(out_dir, customers, seed, end_date, truth_as_of=None, horizon_days=90,
+fmt="parquet", history_days=730)`` writes one file per raw source (see ``ml/contract.py``) and,
+with ``truth_as_of``, the ground truth under ``out_dir/_truth/``. It exists so the pipeline can
+be tested and benchmarked on data whose true churn probabilities and campaign effects are known.
+
+The latent model (parameters in :mod:`.params`)
+-----------------------------------------------
+Static traits per customer (:mod:`.world`), drawn once:
+  signup day (spread over the history, growing), purchase rate ``lambda ~ Gamma`` (as in
+  BG/NBD), dropout hazard ``h0 ~ Gamma`` (scaled by acquisition channel), browsing rate
+  ``rho ~ Gamma`` (scaled by device), basket size ``~ Gamma`` (gamma-gamma style spend),
+  experience quality, price sensitivity, three favourite categories, and a campaign response
+  ``tau`` (most > 0, some 0, a few < 0; larger for the price-sensitive).
+
+Dynamic state per customer, updated day by day (:mod:`.dynamics`):
+  ``alive`` (dropout is absorbing) and an engagement ``z`` that reverts towards a personal
+  level which falls with tenure (fatigue). Bad experiences -- ratings <= 2, unresolved
+  tickets, cancelled or returned orders -- push ``z`` down at once; good orders nudge it up.
+  Log-linear in ``z``:
+      hazard      = min(cap, h0 * exp(-a*z - tau_now))          (P(drop out today))
+      order rate  = lambda * season_t * exp(b*z + c*tau_now)     (P(order) = 1 - exp(-rate))
+      browse rate = rho * season_t * exp(z)                      (browsing-only sessions)
+  so browsing and buying thin out while the hazard climbs, ahead of the dropout. Seasons are
+  weekly and yearly (winter peak, Black Friday week).
+  Every ~91 days a retention campaign picks at-risk customers (last completed order 21-120
+  days ago), holds out ~15% as a random control group, and for the treated sets
+  ``tau_now = tau * offer effect * channel effect`` for 60 days.
+
+Observations (:mod:`.tables`, :mod:`.events`): each order comes with items drawn from the
+customer's favourite categories and a Zipf-skewed catalog (amount = lines - discount), maybe a
+review (rating from the order's latent experience), maybe a support ticket; each order ends a
+purchase session (login? search? views, add_to_cart, checkout, purchase) and browsing-only
+sessions stop part-way down the funnel.
+
+The truth (:mod:`.truth`) replays the same formulas forward from the latent state at the cutoff:
+on the no-order path nothing random moves ``z``, so P(no order in the window) is an exact
+vectorised recursion over the window's days (mixing over campaign assignment inside it).
+
+Performance: everything is vectorised over customers; the only Python loops run over days
+(and over chunks of days for the events, which are streamed to Parquet/CSV in row groups).
+"""
+from .generate import generate
+
+__all__ = ["generate"]

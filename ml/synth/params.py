@@ -1,0 +1,78 @@
+"""The knobs of the latent shop model, gathered in one frozen dataclass.
+
+Every number that shapes the synthetic shop lives here, with the reason for its value, so a
+reader can see the whole model at a glance and a test can build a variant with
+``dataclasses.replace``. Rates are per day; ``z`` is the latent engagement (see the package
+docstring): hazard, purchase rate and browsing rate are all log-linear in it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ShopModel:
+    # ---- acquisition -----------------------------------------------------------------------
+    signup_growth: float = 1.0  # signup density rises linearly to (1 + growth) x its start value
+    first_day_order_rate: float = 0.9  # extra order intensity on the signup day (most sign up to buy)
+
+    # ---- static heterogeneity (gamma mixtures, as in BG/NBD and gamma-gamma) ------------------
+    purchase_rate_mean: float = 1 / 38  # orders per alive day at z = 0
+    purchase_rate_shape: float = 1.6
+    hazard_mean: float = 1 / 1300  # daily dropout hazard at z = 0
+    hazard_shape: float = 2.0
+    browse_rate_mean: float = 1 / 45  # browsing-only sessions per alive day at z = 0
+    browse_rate_shape: float = 2.0
+    dead_browse_share: float = 0.04  # the dropped-out still drop by, rarely
+    basket_lines_shape: float = 2.0  # extra lines per order ~ Poisson(gamma-distributed mean)
+    basket_lines_mean: float = 1.2
+    quality_sd: float = 0.35  # customer-level mean experience (some are harder to please)
+
+    # ---- engagement z: mean-reverting towards a slowly falling personal level ------------------
+    z_level_sd: float = 0.5  # personal long-run level m0 ~ N(0, sd)
+    z_honeymoon: float = 0.6  # z starts above the level at signup and relaxes down to it
+    z_fatigue_mean: float = 0.45  # the level falls by this much per year of tenure (gamma, shape 2)
+    z_reversion: float = 1 / 45  # share of the gap to the level closed per day
+    hazard_z_coef: float = 1.2  # hazard = h0 * exp(-coef * z)
+    order_z_coef: float = 0.6  # purchase rate = lambda * exp(coef * z)
+    browse_z_coef: float = 1.0  # browsing rate = rho * exp(coef * z)
+    hazard_cap: float = 0.2
+
+    # ---- one order's experience q ~ N(customer quality, 1) and what follows from it -----------
+    cancel_logit: tuple[float, float] = (-3.4, -0.8)  # intercept, slope on q
+    return_logit: tuple[float, float] = (-3.0, -0.9)
+    rating_base: float = 3.9  # rating = round(base + slope * q + noise), clipped to 1..5
+    rating_slope: float = 1.0
+    rating_noise_sd: float = 0.5
+    review_share: float = 0.22  # share of orders reviewed ...
+    review_share_extreme: float = 0.25  # ... plus this for very good or very bad experiences
+    ticket_logit: tuple[float, float] = (-3.0, -1.1)
+    ticket_unresolved_share: float = 0.3
+    # shocks to z on the order day (bad experiences raise the hazard, good ones lower it)
+    shock_good_order: float = 0.06
+    shock_cancelled: float = -0.5
+    shock_returned: float = -0.6
+    shock_bad_rating: float = -0.9  # latent rating <= 2, whether or not the review is written
+    shock_unresolved_ticket: float = -1.0
+    shock_resolved_ticket: float = -0.15
+    scar_share: float = 0.4  # share of each shock kept in the long-run level for good
+
+    # ---- retention campaigns -------------------------------------------------------------------
+    campaign_first_day: int = 150  # day index of the first campaign (days of history needed)
+    campaign_every_days: int = 91
+    campaign_effect_days: int = 60  # a treatment acts on days c+1 .. c+effect_days
+    campaign_recency: tuple[int, int] = (21, 120)  # at risk: last completed order this many days ago
+    campaign_contact_share: float = 0.7  # of the eligible, this share is picked (budget)
+    campaign_control_share: float = 0.15  # of the picked, this share is held out as control
+    campaign_order_coef: float = 0.8  # purchase rate x exp(coef * tau) while treated
+    responder_share: float = 0.65  # tau > 0 (hazard down, purchases up)
+    adverse_share: float = 0.10  # tau < 0 (annoyed by the contact); the rest do not react
+    responder_tau_mean: float = 0.9
+    adverse_tau_mean: float = 0.35
+
+    # ---- volumes that only shape the event stream ------------------------------------------------
+    coupon_base_share: float = 0.15  # x price sensitivity: orders with a generic coupon
+    campaign_coupon_share: float = 0.6  # treated orders that redeem the campaign's offer code
+
+
+MODEL = ShopModel()

@@ -1,0 +1,99 @@
+"""The ground truth, computed from the same process that generated the data.
+
+``P(no order in (t0, t0+H])`` for a customer whose latent state at the end of day ``t0`` is
+known. Along the only path that matters — the one on which the customer places no order —
+nothing random happens to the engagement ``z`` (shocks come only from orders), so ``z``, the
+hazard and the purchase rate are deterministic functions of the day. The probability is then a
+short recursion over the ``H`` days, vectorised over customers:
+
+    P = sum_k  S_{k-1} * h_k  +  S_H,      S_k = S_{k-1} * (1 - h_k) * exp(-r_k),  S_0 = 1
+
+(die on day k before ordering, having ordered on none of the earlier days; or stay alive and
+order on none of the days). The one remaining source of randomness on that path is a campaign
+inside the window: whether the customer is eligible is known along the path (their last
+completed order does not change), whether they are picked and treated is a coin flip, so the
+result is the mixture over treated / untreated branches of every campaign in the window.
+A customer already dropped out at ``t0`` has probability 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+
+from .calendar import Calendar
+from .dynamics import (State, campaign_eligible, hazard, order_rate, tau_now, treated_tau,
+                       z_level, z_next)
+from .params import ShopModel
+from .world import Customers
+
+
+def prob_no_order(c: Customers, state: State, cal: Calendar, m: ShopModel,
+                  horizon: int) -> np.ndarray:
+    """P(no order in days t0+1 .. t0+horizon | latent state at the end of day t0).
+
+    ``c`` holds the traits of the same customers, row for row, as ``state``.
+    """
+    t0 = state.day
+    # a campaign at the end of day d acts from d+1 on: only those before the last day matter
+    window = [(no, d) for no, d in enumerate(cal.campaign_days) if t0 < d < t0 + horizon]
+    p_treated = [campaign_eligible(state.last_completed, d, m)
+                 * (m.campaign_contact_share * (1 - m.campaign_control_share)) for _, d in window]
+    total = np.zeros(len(state.z))
+    for branch in itertools.product((False, True), repeat=len(window)):
+        weight = np.ones(len(state.z))
+        for treated, p in zip(branch, p_treated):
+            weight *= p if treated else 1.0 - p
+        rows = np.flatnonzero(weight > 0)
+        if len(rows) == 0:
+            continue
+        treat_days = {d: no for (no, d), treated in zip(window, branch) if treated}
+        total[rows] += weight[rows] * _no_order_on_path(c.subset(rows), state.take(rows), cal, m,
+                                                        horizon, treat_days)
+    return np.where(state.alive, total, 1.0)
+
+
+def _no_order_on_path(c: Customers, state: State, cal: Calendar, m: ShopModel, horizon: int,
+                      treat_days: dict[int, int]) -> np.ndarray:
+    """The recursion in the module docstring for one campaign branch."""
+    z, scar = state.z.copy(), state.scar
+    until, tau = state.camp_until.copy(), state.camp_tau.copy()
+    survive_silent = np.ones(len(z))  # alive and no order so far
+    p_none = np.zeros(len(z))
+    for day in range(state.day + 1, state.day + horizon + 1):
+        tau_t = tau_now(until, tau, day)
+        h = hazard(c.h0, z, tau_t, m)
+        r = order_rate(c.lam, z, tau_t, cal.order_season[day], m)
+        p_none += survive_silent * h
+        survive_silent *= (1.0 - h) * np.exp(-r)
+        z = z_next(z, z_level(c, scar, day), m)
+        if day in treat_days:
+            until[:] = day + m.campaign_effect_days
+            tau = treated_tau(c, treat_days[day])
+    return p_none + survive_silent
+
+
+def churn_truth(c: Customers, state: State, cal: Calendar, m: ShopModel,
+                horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Customers active at the snapshot (>= 1 completed order) and their true churn probability."""
+    active = np.flatnonzero(state.last_completed >= 0)
+    p = prob_no_order(c.subset(active), state.take(active), cal, m, horizon)
+    return active, p
+
+
+def campaign_effect(c: Customers, rec, cal: Calendar, m: ShopModel,
+                    horizon: int) -> dict[str, np.ndarray]:
+    """Per contacted customer: P(order in (c, c+H]) if treated and if held out.
+
+    Both are computed from the customer's state just before the assignment, so their difference
+    is the true individual effect of being treated (on retention within the horizon).
+    """
+    cs = c.subset(rec.customers)
+    control = rec.before
+    treated = dataclasses.replace(
+        control, camp_until=np.full(len(control.z), control.day + m.campaign_effect_days, np.int32),
+        camp_tau=treated_tau(cs, rec.campaign_no))
+    retained_if_treated = 1.0 - prob_no_order(cs, treated, cal, m, horizon)
+    retained_if_control = 1.0 - prob_no_order(cs, control, cal, m, horizon)
+    return dict(if_treated=retained_if_treated, if_control=retained_if_control)
