@@ -170,9 +170,11 @@ def simulate(c: Customers, cal: Calendar, m: ShopModel, rng: np.random.Generator
         if n > n_before:  # today's signups start alive and in their honeymoon
             state.z[n_before:n] = c.m0[n_before:n] + m.z_honeymoon
             state.alive[n_before:n] = True
-        if n == 0:
-            continue
         state.day = t
+        if n == 0:  # nobody has signed up yet
+            if t in snapshot_days:
+                snapshots[t] = state.take(slice(0, 0))
+            continue
         cs, st = c.subset(slice(0, n)), state.view(slice(0, n))
         tau_t = tau_now(st.camp_until, st.camp_tau, t)
 
