@@ -187,6 +187,7 @@ def load_scored_customers(settings: Settings) -> pd.DataFrame:
         sql = f"""
             select s.customer_id, s.as_of_date, s.horizon_days, s.churn_probability, s.predicted_value,
                    s.reason_1, s.reason_2, s.reason_3, s.model_version,
+                   concat_ws('; ', s.reason_1, s.reason_2, s.reason_3) as reason_summary,
                    {feature(("days_since_last_order",), "days_since_last_order")},
                    {feature(("count_orders_lifetime", "count_orders"), "order_count")},
                    {feature(("amount_lifetime", "amount_365d"), "spend")}
@@ -197,11 +198,6 @@ def load_scored_customers(settings: Settings) -> pd.DataFrame:
             order by s.customer_id
         """
         return fetch_frame(con, sql, [settings.as_of, settings.horizon_days])
-
-
-def _reason_summary(frame: pd.DataFrame) -> pd.Series:
-    parts = frame[["reason_1", "reason_2", "reason_3"]].astype("string")
-    return parts.apply(lambda row: "; ".join(r for r in row if isinstance(r, str) and r), axis=1)
 
 
 def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
@@ -239,7 +235,7 @@ def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
     audience["expected_net_value"] = net[picked, offer_of]
     audience["effect_source"] = effect_model.name
     audience["is_control"] = is_control[picked]
-    audience["reason_summary"] = _reason_summary(customers.iloc[picked]).to_numpy()
+    audience["reason_summary"] = customers["reason_summary"].to_numpy()[picked]
     audience.insert(0, "campaign_id", campaign_id)
     audience = audience.sort_values(["expected_net_value", "customer_id"], ascending=[False, True], kind="stable")
     audience["priority_rank"] = np.arange(1, len(audience) + 1, dtype=np.int64)

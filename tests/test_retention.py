@@ -305,7 +305,7 @@ def test_recommendations_are_new_to_the_customer(settings, campaign):
             select min(len(recommended_products)), max(len(recommended_products))
             from marts.retention_audience""").fetchone()
         sources = {r[0] for r in con.execute(
-            "select distinct recommendation_source from marts.customer_product_recommendations").fetchall()}
+            "select distinct unnest(recommendation_sources) from marts.customer_product_recommendations").fetchall()}
     finally:
         con.close()
     assert already_bought == 0

@@ -1,6 +1,7 @@
-{#- Up to N products per audience customer that they have not bought: first the products most
-    similar to what they bought (sum of cosine similarities), then best-sellers of their favourite
-    category, then the shop's best-sellers, so a customer without item history still gets some. -#}
+{#- One row per audience customer: up to N products they have not bought, best first. First the
+    products most similar to what they bought (sum of cosine similarities over each bought product's
+    10 nearest), then best-sellers of their favourite category, then the shop's best-sellers, so a
+    customer without item history still gets some. recommendation_sources says which, per product. -#}
 {%- set decisions = source('retention', 'audience_decisions') %}
 {%- set campaign = "'" ~ var('campaign_id') ~ "'" if var('campaign_id')
     else "(select max_by(campaign_id, as_of_date) from " ~ decisions ~ ")" %}
@@ -53,7 +54,12 @@ best_sellers as (
     select
         order_items.product_id,
         any_value(order_items.product_category) as product_category,
-        count(distinct orders.customer_id) as count_buyers
+        count(distinct orders.customer_id) as count_buyers,
+        row_number() over (
+            partition by any_value(order_items.product_category)
+            order by count(distinct orders.customer_id) desc, order_items.product_id
+        ) as category_rank,
+        row_number() over (order by count(distinct orders.customer_id) desc, order_items.product_id) as shop_rank
 
     from order_items
     inner join orders on order_items.order_id = orders.order_id
@@ -77,11 +83,13 @@ similar_to_bought as (
     select
         bought.customer_id,
         similarities.similar_product_id as product_id,
-        1 as source_priority,
+        3 as source_strength,
         sum(similarities.similarity) as score
 
     from bought
-    inner join similarities on bought.product_id = similarities.product_id
+    inner join similarities
+        on bought.product_id = similarities.product_id
+        and similarities.similarity_rank <= 10
     group by 1, 2
 
 ),
@@ -91,11 +99,12 @@ category_best_sellers as (
     select
         favourite_categories.customer_id,
         best_sellers.product_id,
-        2 as source_priority,
+        2 as source_strength,
         best_sellers.count_buyers as score
 
     from favourite_categories
     inner join best_sellers on favourite_categories.product_category = best_sellers.product_category
+    where best_sellers.category_rank <= 10
 
 ),
 
@@ -103,12 +112,13 @@ shop_best_sellers as (
 
     select
         audience.customer_id,
-        top.product_id,
-        3 as source_priority,
-        top.count_buyers as score
+        best_sellers.product_id,
+        1 as source_strength,
+        best_sellers.count_buyers as score
 
     from audience
-    cross join (select * from best_sellers order by count_buyers desc, product_id limit 50) as top
+    cross join best_sellers
+    where best_sellers.shop_rank <= 10
 
 ),
 
@@ -124,36 +134,45 @@ candidates as (
 
 not_yet_bought as (
 
-    select candidates.*
+    select
+        candidates.customer_id,
+        candidates.product_id,
+        max((candidates.source_strength, candidates.score, candidates.product_id)) as preference
+
     from candidates
     anti join bought
         on candidates.customer_id = bought.customer_id
         and candidates.product_id = bought.product_id
-    qualify row_number() over (
-        partition by candidates.customer_id, candidates.product_id order by source_priority, score desc
-    ) = 1
+    group by 1, 2
 
 ),
 
-ranked as (
+top_products as (
+
+    {#- top-N per customer as one aggregate (no window over every candidate); ties broken by id -#}
+    select
+        customer_id,
+        max_by(product_id, preference, {{ var('recommendations_per_customer', 5) }}) as recommended_products,
+        max_by(preference[1], preference, {{ var('recommendations_per_customer', 5) }}) as source_strengths
+
+    from not_yet_bought
+    group by 1
+
+),
+
+final as (
 
     select
         audience.campaign_id,
-        not_yet_bought.customer_id,
-        not_yet_bought.product_id,
-        case not_yet_bought.source_priority
-            when 1 then 'similar_to_bought' when 2 then 'category_best_seller' else 'shop_best_seller'
-        end as recommendation_source,
-        not_yet_bought.score as recommendation_score,
-        row_number() over (
-            partition by not_yet_bought.customer_id
-            order by not_yet_bought.source_priority, not_yet_bought.score desc, not_yet_bought.product_id
-        ) as recommendation_rank
+        audience.customer_id,
+        coalesce(top_products.recommended_products, []::varchar[]) as recommended_products,
+        list_transform(coalesce(top_products.source_strengths, []::integer[]), lambda s:
+            case s when 3 then 'similar_to_bought' when 2 then 'category_best_seller' else 'shop_best_seller' end
+        ) as recommendation_sources
 
-    from not_yet_bought
-    inner join audience on not_yet_bought.customer_id = audience.customer_id
+    from audience
+    left join top_products on audience.customer_id = top_products.customer_id
 
 )
 
-select * from ranked
-where recommendation_rank <= {{ var('recommendations_per_customer', 5) }}
+select * from final

@@ -14,13 +14,7 @@ decisions as (
 
 recommendations as (
 
-    select
-        campaign_id,
-        customer_id,
-        list(product_id order by recommendation_rank) as recommended_products
-
-    from {{ ref('customer_product_recommendations') }}
-    group by 1, 2
+    select * from {{ ref('customer_product_recommendations') }}
 
 ),
 
