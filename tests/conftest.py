@@ -17,6 +17,13 @@ REPO = Path(__file__).resolve().parent.parent
 END_DATE = dt.date(2025, 12, 31)
 HORIZON = 90
 TIER_S = 10_000
+CUTOFF_STEP = 30  # the dbt cutoff grid: every 30 days from 1970-01-01 (dbt var cutoff_grid_anchor)
+
+
+def backtest_cutoff(as_of: dt.date, horizon: int = HORIZON, step: int = CUTOFF_STEP) -> dt.date:
+    """The latest full-label training cutoff, snapped to the dbt cutoff grid."""
+    latest = as_of - dt.timedelta(days=horizon)
+    return latest - dt.timedelta(days=(latest - dt.date(1970, 1, 1)).days % step)
 
 os.environ.setdefault("CHURNWATCH_PII_SALT", "test-only-salt")
 
@@ -43,7 +50,7 @@ def shop_s(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("shop_s")
     generate(out, customers=TIER_S, seed=11, end_date=END_DATE,
-             truth_as_of=END_DATE - dt.timedelta(days=HORIZON), horizon_days=HORIZON)
+             truth_as_of=backtest_cutoff(END_DATE), horizon_days=HORIZON)
     return out
 
 
