@@ -53,18 +53,19 @@
 {%- endmacro %}
 
 
-{% macro pending_cutoffs(mart_name, cutoff_role=none) -%}
+{% macro pending_cutoffs(relation_name, schema='marts', cutoff_role=none, per_horizon=false) -%}
     {#-
-        The spine's cutoffs that marts.<mart_name> does not hold yet, as a SQL list of dates.
-        Features at a cutoff depend only on data on or before it, so a cutoff once built stays
-        valid and an incremental run computes only the new ones (all of them on a full refresh).
+        The spine's cutoffs that <schema>.<relation_name> does not hold yet, as a SQL list of
+        dates. Features (and labels) at a cutoff depend only on data on or before it (the label
+        window on data up to t + horizon <= as-of), so a cutoff once built stays valid and an
+        incremental run computes only the new ones (all of them on a full refresh).
     -#}
     {%- if not execute -%}
         {{ return('null') }}
     {%- endif -%}
     {%- set spine = ref('int_cutoffs_enumerated') -%}
     {%- set existing = adapter.get_relation(
-        database=target.database, schema='marts', identifier=mart_name) -%}
+        database=target.database, schema=schema, identifier=relation_name) -%}
     {%- set query -%}
         select cast(cutoff_date as varchar) from {{ spine }}
         where true
@@ -72,7 +73,7 @@
         {%- if existing is not none and not flags.FULL_REFRESH %}
           and cutoff_date not in (
               select distinct as_of_date from {{ existing }}
-              {%- if mart_name == 'training_examples' %}
+              {%- if per_horizon %}
               where horizon_days = {{ var('horizon_days') | int }}
               {%- endif %}
           )
@@ -83,18 +84,23 @@
 {%- endmacro %}
 
 
-{% macro incremental_since(date_column, target_date_column=none) -%}
+{% macro incremental_since(date_column, target_date_column=none, ts_column=none) -%}
     {#-
         Row filter for the incremental daily models: data up to the as-of date and, on an
         incremental run, only the days after the newest one already aggregated (minus a small
-        lookback, re-read and replaced by delete+insert on the date).
+        lookback, re-read and replaced by delete+insert on the date). `ts_column`, when given,
+        repeats the bound on the raw timestamp so DuckDB can skip row groups.
     -#}
     {{ date_column }} <= {{ sql_date(as_of_date()) }}
     {%- if is_incremental() and execute %}
         {%- set newest = run_query(
             "select max(" ~ (target_date_column or date_column) ~ ") from " ~ this).columns[0].values()[0] -%}
         {%- if newest is not none %}
-    and {{ date_column }} > {{ sql_date(newest) }} - {{ var('incremental_lookback_days') | int }}
+        {%- set since = newest - modules.datetime.timedelta(days=var('incremental_lookback_days') | int) %}
+    and {{ date_column }} > {{ sql_date(since) }}
+            {%- if ts_column %}
+    and {{ ts_column }} >= timestamp '{{ since + modules.datetime.timedelta(days=1) }}'
+            {%- endif %}
         {%- endif %}
     {%- endif %}
 {%- endmacro %}

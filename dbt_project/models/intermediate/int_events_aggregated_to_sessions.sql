@@ -4,15 +4,16 @@
     unique_key='session_date',
     on_schema_change='fail'
 ) }}
-{#- One row per session and day (a session crossing midnight counts on both days, so a day
-    once aggregated never changes). -#}
+{#- Sessions from events: one row per customer, session and day (a session that crosses
+    midnight counts on both days, so a day once aggregated never changes). Incremental on
+    session_date; previous_session_date chains to the customer's previous session across runs. -#}
 
 with
 
 events as (
 
     select * from {{ ref('stg_shop__events') }}
-    where {{ incremental_since('event_date', 'session_date') }}
+    where {{ incremental_since('event_date', 'session_date', ts_column='occurred_at') }}
 
 ),
 
@@ -23,7 +24,6 @@ sessions as (
         session_id,
         event_date as session_date,
         min(occurred_at) as started_at,
-        max(occurred_at) as ended_at,
         count(*) as count_events,
         count(*) filter (where event_type = 'view') as count_views,
         count(*) filter (where event_type = 'search') as count_searches,
@@ -36,15 +36,39 @@ sessions as (
 
 ),
 
-flagged as (
+{% if is_incremental() %}
+previous_sessions as (
+
+    select customer_id, max(session_date) as session_date
+    from {{ this }}
+    where session_date < (select min(session_date) from sessions)
+    group by 1
+
+),
+{% endif %}
+
+chained as (
 
     select
         *,
-        count_add_to_cart > 0 as has_cart,
-        count_add_to_cart > 0 and count_purchases = 0 as is_cart_abandoned
-
-    from sessions
+        lag(session_date) over customer_sessions as previous_session_date,
+        row_number() over customer_days = 1 as is_first_session_of_day
+    from (
+        select *, true as is_new from sessions
+        {%- if is_incremental() %}
+        union all by name
+        select customer_id, session_date, false as is_new from previous_sessions
+        {%- endif %}
+    )
+    window
+        customer_sessions as (partition by customer_id order by session_date, started_at, session_id),
+        customer_days as (partition by customer_id, session_date order by started_at, session_id)
 
 )
 
-select * from flagged
+select
+    * exclude (is_new),
+    count_add_to_cart > 0 as has_cart,
+    count_add_to_cart > 0 and count_purchases = 0 as is_cart_abandoned
+from chained
+where is_new

@@ -1,4 +1,5 @@
-{#- Browsing features per customer and cutoff: sessions, funnel steps, cart abandonment. -#}
+{#- Browsing features per customer and cutoff: sessions, funnel steps, cart abandonment
+    over the last 90 days, and the latest session however long ago. -#}
 
 with
 
@@ -9,51 +10,24 @@ cutoffs as (
 
 ),
 
-session_days as (
+sessions as (
 
-    select * from {{ ref('int_sessions_aggregated_to_customer_days') }}
+    select * from {{ ref('int_events_aggregated_to_sessions') }}
+    where session_date <= (select max(run_as_of_date) from cutoffs)
 
 ),
 
-session_days_before_cutoffs as (
+sessions_before_cutoffs as (
 
     select
         cutoffs.cutoff_date,
-        session_days.*,
-        cutoffs.cutoff_date - session_days.session_date as days_before_cutoff
+        sessions.*,
+        cutoffs.cutoff_date - sessions.session_date as days_before_cutoff
 
-    from session_days
+    from sessions
     inner join cutoffs
-        on session_days.session_date <= cutoffs.cutoff_date
-        and session_days.session_date > cutoffs.cutoff_date - 90
-
-),
-
-active_customers as (
-
-    -- customers with an order on or before the cutoff (the feature population)
-    select first_orders.customer_id, cutoffs.cutoff_date
-    from (
-        select customer_id, min(order_date) as first_order_date
-        from {{ ref('int_orders_aggregated_to_customer_days') }}
-        group by 1
-    ) as first_orders
-    inner join cutoffs on first_orders.first_order_date <= cutoffs.cutoff_date
-
-),
-
-last_sessions as (
-
-    -- the latest session day on or before the cutoff, however long ago
-    select
-        active_customers.customer_id,
-        active_customers.cutoff_date as as_of_date,
-        session_days.session_date as last_session_date
-
-    from active_customers
-    asof inner join session_days
-        on active_customers.customer_id = session_days.customer_id
-        and active_customers.cutoff_date >= session_days.session_date
+        on sessions.session_date <= cutoffs.cutoff_date
+        and sessions.session_date > cutoffs.cutoff_date - 90
 
 ),
 
@@ -63,10 +37,10 @@ windowed as (
         customer_id,
         cutoff_date as as_of_date,
         {%- for days in [7, 30, 90] %}
-        {{ window_sum('count_sessions', days) }} as count_sessions_{{ days }}d,
+        {{ window_sum('1', days) }} as count_sessions_{{ days }}d,
         {%- endfor %}
-        {{ window_sum('count_sessions', 60, start_day=30) }} as count_sessions_prior_60d,
-        {{ window_sum('1', 30) }} as count_active_days_30d,
+        {{ window_sum('1', 60, start_day=30) }} as count_sessions_prior_60d,
+        {{ window_sum('is_first_session_of_day::int', 30) }} as count_active_days_30d,
         {%- for days in [30, 90] %}
         {{ window_sum('count_views', days) }} as count_views_{{ days }}d,
         {{ window_sum('count_searches', days) }} as count_searches_{{ days }}d,
@@ -74,26 +48,45 @@ windowed as (
         {{ window_sum('count_checkouts', days) }} as count_checkouts_{{ days }}d,
         {%- endfor %}
         {{ window_sum('count_purchases', 90) }} as count_purchase_events_90d,
-        {{ window_sum('count_cart_sessions', 90) }} as count_cart_sessions_90d,
-        {{ window_sum('count_abandoned_cart_sessions', 90) }} as count_abandoned_cart_sessions_90d
+        {{ window_sum('has_cart::int', 90) }} as count_cart_sessions_90d,
+        {{ window_sum('is_cart_abandoned::int', 90) }} as count_abandoned_cart_sessions_90d
 
-    from session_days_before_cutoffs
+    from sessions_before_cutoffs
     group by 1, 2
+
+),
+
+last_sessions as (
+
+    -- the last session day on or before t is the previous one of the first session after t
+    select sessions.customer_id, cutoffs.cutoff_date as as_of_date,
+           sessions.previous_session_date as last_session_date
+    from sessions
+    inner join cutoffs
+        on sessions.previous_session_date <= cutoffs.cutoff_date
+        and sessions.session_date > cutoffs.cutoff_date
+
+    union all
+
+    -- ... or the customer's latest session day, when there is no session after t
+    select latest.customer_id, cutoffs.cutoff_date, latest.session_date
+    from (select customer_id, max(session_date) as session_date from sessions group by 1) as latest
+    inner join cutoffs on latest.session_date <= cutoffs.cutoff_date
 
 ),
 
 aggregated as (
 
     select
-        coalesce(windowed.customer_id, last_sessions.customer_id) as customer_id,
-        coalesce(windowed.as_of_date, last_sessions.as_of_date) as as_of_date,
+        last_sessions.customer_id,
+        last_sessions.as_of_date,
         windowed.* exclude (customer_id, as_of_date),
         last_sessions.last_session_date
 
-    from windowed
-    full outer join last_sessions
-        on windowed.customer_id = last_sessions.customer_id
-        and windowed.as_of_date = last_sessions.as_of_date
+    from last_sessions
+    left join windowed
+        on last_sessions.customer_id = windowed.customer_id
+        and last_sessions.as_of_date = windowed.as_of_date
 
 )
 

@@ -1,5 +1,5 @@
-{#- A view: the features are stored once, in customer_features (incremental by cutoff); the
-    labels are a small table. Reading it costs one join. -#}
+{#- A view: features are stored once, in customer_features (incremental by cutoff), labels in
+    int_customer_cutoffs_labelled (incremental by cutoff); reading it costs one join. -#}
 {{ config(materialized='view') }}
 
 with
@@ -17,7 +17,7 @@ customer_features as (
 
 ),
 
-ordered_in_label_window as (
+labels as (
 
     select * from {{ ref('int_customer_cutoffs_labelled') }}
 
@@ -29,13 +29,14 @@ labelled as (
         customer_features.*,
         cutoffs.horizon_days,
         cutoffs.is_backtest_cutoff,
-        ordered_in_label_window.customer_id is null as is_churned
+        labels.is_churned
 
     from customer_features
     inner join cutoffs on customer_features.as_of_date = cutoffs.cutoff_date
-    left join ordered_in_label_window
-        on customer_features.customer_id = ordered_in_label_window.customer_id
-        and customer_features.as_of_date = ordered_in_label_window.as_of_date
+    inner join labels
+        on customer_features.customer_id = labels.customer_id
+        and customer_features.as_of_date = labels.as_of_date
+        and cutoffs.horizon_days = labels.horizon_days
 
 )
 

@@ -1,0 +1,187 @@
+"""Benchmark the dbt feature layer: full build, scan floor, daily incremental build, memory.
+
+    python benchmarks/bench_features.py --tier M
+
+1. prepare (child process, so its memory does not count): a shop of the tier's size from
+   ``ml.synth.generate`` (or the SQL generator of tests/dbt_fixtures.py with
+   ``--generator sql``), loaded into raw.* with read_parquet; the last day is held back.
+2. scan floor: one DuckDB aggregate pass over orders and events (group by customer, a few sums).
+3. feature build: ``ml.transform.build_features`` at as_of = end - 1 day, from scratch
+   (features for the scoring cutoff and every training cutoff, dbt tests included).
+4. incremental build: the held-back day is added and as_of moves to the end date.
+
+Writes benchmarks/results/features-<tier>.json. Targets: feature_build_s <= 4 x scan_floor_s,
+incremental_build_s <= 0.25 x feature_build_s, peak RSS <= 6 GB.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+TIERS = {"S": 10_000, "M": 1_000_000, "L": 10_000_000}
+END = dt.date(2025, 12, 31)
+HELD_BACK = END  # the day added before the incremental run
+
+
+def prepare(db_path: str, customers: int, seed: int, generator: str, raw_dir: str) -> dict:
+    """Generate the shop, load raw.*, move the last day into hold.* (runs in a child process)."""
+    import duckdb
+
+    from dbt_fixtures import TS_COLUMNS, generate_shop, load_synth_dir, synth_available
+
+    con = duckdb.connect(db_path)
+    con.execute("set memory_limit = '12GB'")
+    started = time.perf_counter()
+    if generator == "synth" or (generator == "auto" and synth_available()):
+        from ml.synth import generate
+
+        generate(Path(raw_dir), customers=customers, seed=seed, end_date=END, fmt="parquet")
+        load_synth_dir(con, Path(raw_dir))
+        used = "ml.synth"
+    else:
+        generate_shop(con, customers=customers, seed=seed, end_date=END)
+        used = "dbt_fixtures.generate_shop"
+    con.execute("create schema if not exists hold")
+    for name, column in TS_COLUMNS.items():
+        bound = f"timestamp '{HELD_BACK}'"
+        con.execute(f"create or replace table hold.{name} as select * from raw.{name} where {column} >= {bound}")
+        con.execute(f"delete from raw.{name} where {column} >= {bound}")
+    con.execute("create or replace table hold.order_items as select * from raw.order_items "
+                "where order_id in (select order_id from hold.orders)")
+    con.execute("delete from raw.order_items where order_id in (select order_id from hold.orders)")
+    counts = {name: con.execute(f"select count(*) from raw.{name}").fetchone()[0]
+              for name in ("orders", "customers", "order_items", "events", "reviews",
+                           "support_tickets", "campaign_contacts")}
+    con.execute("checkpoint")
+    con.close()
+    return {"generator": used, "generate_and_load_s": round(time.perf_counter() - started, 1), "raw_rows": counts}
+
+
+def _prepare_in_child(*args) -> dict:
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(prepare, args)
+
+
+def scan_floor(settings) -> float:
+    """One aggregate pass over orders and events: the least any feature build has to do."""
+    import duckdb
+
+    con = duckdb.connect(str(settings.db_path), read_only=True)
+    con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
+    con.execute(f"set threads = {settings.duckdb_threads}")
+    started = time.perf_counter()
+    con.execute("""
+        select customer_id, count(*), sum(amount), max(order_ts)
+        from raw.orders group by 1
+    """).fetchall()
+    con.execute("""
+        select customer_id, count(*), count(*) filter (where event_type = 'view'), max(event_ts)
+        from raw.events group by 1
+    """).fetchall()
+    seconds = time.perf_counter() - started
+    con.close()
+    return seconds
+
+
+def add_held_back_day(settings) -> None:
+    import duckdb
+
+    from dbt_fixtures import TS_COLUMNS
+
+    con = duckdb.connect(str(settings.db_path))
+    for name in [*TS_COLUMNS, "order_items"]:
+        con.execute(f"insert into raw.{name} select * from hold.{name}")
+    con.close()
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tier", choices=sorted(TIERS), default="S")
+    parser.add_argument("--customers", type=int, help="override the tier's customer count")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--generator", choices=["auto", "synth", "sql"], default="auto")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/churnwatch-bench-features"))
+    parser.add_argument("--memory-limit", default=None, help="DuckDB memory limit (default: settings)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    from ml.settings import Settings
+    from ml.transform import build_features
+
+    customers = args.customers or TIERS[args.tier]
+    workdir = args.workdir / args.tier
+    shutil.rmtree(workdir, ignore_errors=True)
+    warehouse = workdir / "warehouse"
+    warehouse.mkdir(parents=True)
+    overrides = {"warehouse": warehouse, "as_of": END - dt.timedelta(days=1)}
+    if args.memory_limit:
+        overrides["duckdb_memory_limit"] = args.memory_limit
+    if args.threads:
+        overrides["duckdb_threads"] = args.threads
+    settings = Settings.load(**overrides)
+
+    print(f"preparing tier {args.tier}: {customers:,} customers …", flush=True)
+    prepared = _prepare_in_child(str(settings.db_path), customers, args.seed, args.generator,
+                                 str(workdir / "raw"))
+    load_before = os.getloadavg()
+
+    floor_s = scan_floor(settings)
+    print(f"scan floor {floor_s:.1f}s; full feature build …", flush=True)
+    full = build_features(settings, full_refresh=True)
+    print(f"feature build {full['seconds']:.1f}s; incremental build …", flush=True)
+    add_held_back_day(settings)
+    incremental = build_features(settings.replace(as_of=END))
+    load_after = os.getloadavg()
+
+    result = {
+        "tier": args.tier,
+        "customers": customers,
+        **prepared,
+        "as_of_full": str(END - dt.timedelta(days=1)),
+        "as_of_incremental": str(END),
+        "scan_floor_s": round(floor_s, 2),
+        "feature_build_s": full["seconds"],
+        "incremental_build_s": incremental["seconds"],
+        "peak_rss_mb": peak_rss_mb(),
+        "ratio_build_to_floor": round(full["seconds"] / floor_s, 2),
+        "ratio_incremental_to_build": round(incremental["seconds"] / full["seconds"], 3),
+        "targets": {
+            "feature_build_le_4x_floor": full["seconds"] <= 4 * floor_s,
+            "incremental_le_quarter_build": incremental["seconds"] <= 0.25 * full["seconds"],
+            "peak_rss_le_6gb": peak_rss_mb() <= 6 * 1024,
+        },
+        "rows": {"full": full["rows"], "incremental": incremental["rows"]},
+        "cutoffs": {"scoring": incremental["scoring_cutoff"], "training": incremental["training_cutoffs"]},
+        "model_seconds": {"full": full["model_seconds"], "incremental": incremental["model_seconds"]},
+        "duckdb": {"memory_limit": settings.duckdb_memory_limit, "threads": settings.duckdb_threads},
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
+                    "loadavg_after": [round(x, 2) for x in load_after]},
+        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    out = args.out or REPO / "benchmarks" / "results" / f"features-{args.tier}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("scan_floor_s", "feature_build_s", "incremental_build_s",
+                                              "peak_rss_mb", "targets")}, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
