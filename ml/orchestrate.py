@@ -17,6 +17,48 @@ from pathlib import Path
 from ml.settings import REPO_ROOT, Settings
 
 DAGS_FOLDER = REPO_ROOT / "dags"
+# the compiled dbt manifest Cosmos renders the dbt task groups from (gitignored, like all of target/)
+MANIFEST_PATH = Path(os.environ.get("CHURNWATCH_DBT_MANIFEST", REPO_ROOT / "dbt_project" / "target" / "cosmos_manifest.json"))
+_DBT_SOURCES = ("models", "macros", "seeds", "snapshots", "tests", "analyses", "dbt_project.yml", "profiles.yml")
+
+
+def _newest_dbt_source(project_dir: Path) -> float:
+    newest = 0.0
+    for name in _DBT_SOURCES:
+        path = project_dir / name
+        paths = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
+        newest = max([newest, *(p.stat().st_mtime for p in paths if p.is_file())])
+    return newest
+
+
+def ensure_manifest(project_dir: Path = REPO_ROOT / "dbt_project", force: bool = False) -> Path:
+    """Compile the dbt manifest (``dbt parse``) when it is missing or older than the project.
+
+    Cosmos renders each dbt model and test as an Airflow task from this file, so nothing runs
+    while Airflow parses the DAGs. Safe to call from several processes: one parses under a file
+    lock, and the manifest is swapped in atomically.
+    """
+    import fcntl
+    import shutil
+    import tempfile
+
+    if not force and MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_dbt_source(project_dir):
+        return MANIFEST_PATH
+    MANIFEST_PATH.parent.mkdir(parents=True, exist_ok=True)
+    with open(MANIFEST_PATH.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_dbt_source(project_dir):
+            return MANIFEST_PATH
+        from ml.transform import run_dbt
+
+        scratch = Path(tempfile.mkdtemp(prefix="dbt-parse-", dir=MANIFEST_PATH.parent))
+        try:
+            settings = Settings.load(warehouse=scratch, dbt_project_dir=project_dir)
+            run_dbt(settings, ["parse"])
+            os.replace(scratch / "dbt" / "target" / "manifest.json", MANIFEST_PATH)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return MANIFEST_PATH
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -48,7 +90,11 @@ def _ensure_metadata_db() -> None:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--manifest"]:
+        print(ensure_manifest(force="--force" in argv))
+        return 0
     dag_id, conf = argv[0], json.loads(argv[1])
+    ensure_manifest()
     _ensure_metadata_db()
     from airflow.dag_processing.dagbag import DagBag
 

@@ -1,0 +1,429 @@
+"""The churnwatch Airflow tasks, defined once and composed by every DAG in ``dags/``.
+
+Each task is a thin face over one stage in ``ml/``: it builds the run's Settings from the trigger
+form's params (plus the as-of date resolved by the first task) and calls the stage. The DAG files
+only pick tasks from here and wire them, so the one-shot ``churn_pipeline`` and the scheduled
+``churn_features`` / ``churn_training`` / ``churn_scoring`` run exactly the same code.
+
+Conventions every task follows:
+
+- the first task of a DAG returns the *run* dict (as-of date, horizon, warehouse, dbt vars and
+  env); every later task takes it and returns it, so dependencies follow the data;
+- every task touches the warehouse's DuckDB file, which allows one writer at a time, so they all
+  run in the one-slot pool ``duckdb_writer`` (``make up`` and the e2e tests create it);
+- transient faults are retried with exponential backoff; a data-quality fault (a failed gate, a
+  bad batch) raises ``AirflowFailException``: no retry, the run stops, nothing is published;
+- a failed task appends one alert line to ``<warehouse>/alerts/alerts.jsonl`` and logs it.
+
+Nothing heavy is imported here at module level: DAG files import this module at parse time.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+from pathlib import Path
+
+from airflow.sdk import Param, get_current_context, task
+
+from ml.assets import ANALYST_CATALOG, CHAMPION_MODEL, CUSTOMER_FEATURES, RAW_LAYER
+from ml.orchestrate import MANIFEST_PATH
+from ml.settings import REPO_ROOT
+
+log = logging.getLogger("churnwatch.airflow")
+
+POOL = "duckdb_writer"  # one slot: DuckDB allows one writer per file
+DBT_PROJECT_DIR = Path(os.environ.get("CHURNWATCH_DBT_PROJECT_DIR", REPO_ROOT / "dbt_project"))
+FEATURE_SELECT = ["+path:models/marts/features"]
+MARTS_SELECT = ["path:seeds", "path:models/marts/crm", "path:models/marts/analytics"]
+
+
+# ---- trigger form ----------------------------------------------------------------------------
+
+def params(*, retrain_default: bool = False) -> dict[str, Param]:
+    """The trigger form: every field titled and explained."""
+    return {
+        "as_of_date": Param(
+            None, type=["null", "string"], format="date", title="As-of date",
+            description="Score customers as of this day (YYYY-MM-DD). Empty: the last order date in the data.",
+        ),
+        "horizon_days": Param(
+            90, type="integer", minimum=7, maximum=365, title="Horizon (days)",
+            description="A customer has churned if they place no order within this many days after the as-of date. "
+                        "Each horizon has its own model.",
+        ),
+        "retrain": Param(
+            retrain_default, type="boolean", title="Retrain the model",
+            description="Train a challenger and run the promotion gate before scoring "
+                        "(a model is always trained when the horizon has no champion yet).",
+        ),
+        "campaign_budget": Param(
+            10000.0, type="number", minimum=0, title="Campaign budget",
+            description="Spend cap for the retention campaign built from these scores (offer costs summed).",
+        ),
+        "control_share": Param(
+            0.10, type="number", minimum=0, maximum=0.5, title="Control share",
+            description="Share of the campaign audience kept out of contact, to measure the campaign's effect.",
+        ),
+        "raw_dir": Param(
+            os.environ.get("CHURNWATCH_RAW_DIR", ""), type="string", title="Raw data folder",
+            description="Folder with orders (required) and the optional sources, CSV or Parquet.",
+        ),
+        "warehouse": Param(
+            os.environ.get("CHURNWATCH_WAREHOUSE", "warehouse"), type="string", title="Warehouse folder",
+            description="Where churnwatch.duckdb, analytics.duckdb, exports and the MLflow store live.",
+        ),
+    }
+
+
+# ---- failure handling ------------------------------------------------------------------------
+
+def record_alert(context) -> None:
+    """Failure callback: one JSON line in ``<warehouse>/alerts/alerts.jsonl`` and one clear log line."""
+    ti = context.get("ti") or context.get("task_instance")
+    exc = context.get("exception")
+    message = (str(exc).strip().splitlines() or [type(exc).__name__])[0] if exc is not None else "task failed"
+    alert = {
+        "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "dag_id": getattr(ti, "dag_id", None),
+        "task_id": getattr(ti, "task_id", None),
+        "run_id": getattr(ti, "run_id", None) or context.get("run_id"),
+        "try_number": getattr(ti, "try_number", None),
+        "kind": "data_quality" if _is_data_fault(exc) else "error",
+        "error": f"{type(exc).__name__}: {message}" if exc is not None else message,
+    }
+    log.error("CHURNWATCH ALERT %s.%s failed (%s): %s", alert["dag_id"], alert["task_id"], alert["kind"], alert["error"])
+    try:
+        from ml.settings import settings_from_params
+
+        warehouse = settings_from_params(dict(context.get("params") or {})).warehouse
+        path = warehouse / "alerts" / "alerts.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(alert, default=str) + "\n")
+    except Exception as write_error:  # an alert must never mask the failure it reports
+        log.error("could not record the alert: %s", write_error)
+
+
+def _is_data_fault(exc: BaseException | None) -> bool:
+    if exc is None:
+        return False
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if exc.__cause__ is not None:
+        names |= {cls.__name__ for cls in type(exc.__cause__).__mro__}
+    return bool(names & {"QualityGateError", "BatchError"})
+
+
+@contextlib.contextmanager
+def data_faults_fail_fast():
+    """Turn a data-quality fault into AirflowFailException: retrying bad data cannot fix it."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_data_fault(exc):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise AirflowFailException(f"{type(exc).__name__}: {first}") from exc
+        raise
+
+
+DEFAULT_ARGS = {
+    "owner": "churnwatch",
+    "pool": POOL,
+    "retries": 2,
+    "retry_delay": dt.timedelta(seconds=20),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": dt.timedelta(minutes=10),
+    "on_failure_callback": record_alert,
+}
+TAGS = ["churnwatch"]
+
+
+def dag_kwargs(doc_md: str, tag: str, *, retrain_default: bool = False) -> dict:
+    """What every churnwatch DAG shares: start date, no catch-up, one run at a time, the form,
+    the operational defaults, owner and tags; each DAG file adds its id and schedule."""
+    import pendulum
+
+    return {
+        "start_date": pendulum.datetime(2024, 1, 1, tz="UTC"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "params": params(retrain_default=retrain_default),
+        "default_args": DEFAULT_ARGS,
+        "tags": [*TAGS, tag],
+        "doc_md": doc_md,
+    }
+
+
+# ---- the run dict ----------------------------------------------------------------------------
+
+def _params() -> dict:
+    return dict(get_current_context()["params"])
+
+
+def settings_for(run: dict | None = None):
+    """Settings for this task: the form's params, then the run's resolved as-of date and paths."""
+    from ml.settings import settings_from_params
+
+    run = run or {}
+    return settings_from_params(
+        _params(), as_of=run.get("as_of"), warehouse=run.get("warehouse"), horizon_days=run.get("horizon_days"),
+    )
+
+
+def _dbt_env(settings) -> dict[str, str]:
+    """The environment dbt_project/profiles.yml reads (DuckDB file, threads, memory)."""
+    return {
+        "CHURNWATCH_DB_PATH": str(settings.db_path),
+        "CHURNWATCH_DUCKDB_THREADS": str(int(settings.duckdb_threads)),
+        "CHURNWATCH_DUCKDB_MEMORY_LIMIT": str(settings.duckdb_memory_limit),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+def run_info(settings, **extra) -> dict:
+    """The run dict handed from task to task (small: paths and dates, never data)."""
+    from ml.transform import dbt_vars
+
+    try:  # the crm/analytics marts take the campaign knobs as well
+        from ml.retention import marts_vars
+    except ImportError:  # pragma: no cover - retention stage not installed
+        marts_vars = dbt_vars
+    return {
+        "as_of": settings.as_of.isoformat() if settings.as_of else None,
+        "horizon_days": int(settings.horizon_days),
+        "warehouse": str(settings.warehouse),
+        "dbt_vars": json.dumps(dbt_vars(settings)),
+        "marts_vars": json.dumps(marts_vars(settings), default=str),
+        "dbt_env": _dbt_env(settings),
+        **extra,
+    }
+
+
+# ---- tasks -----------------------------------------------------------------------------------
+
+@task(outlets=[RAW_LAYER])
+def ingest(**context) -> dict:
+    """Load raw exports into DuckDB raw.* (bad rows to quarantine.*); resolve the as-of date."""
+    from ml.ingest import ingest as run_ingest
+
+    settings = settings_for()
+    with data_faults_fail_fast():
+        report = run_ingest(settings, run_id=context["run_id"])
+    sources = {name: {k: s[k] for k in ("rows_read", "rows_staged", "rows_quarantined") if k in s}
+               for name, s in report.to_dict().get("sources", {}).items()}
+    context["outlet_events"][RAW_LAYER].extra = {"as_of": report.as_of.isoformat(), "sources": sources}
+    return run_info(settings.replace(as_of=report.as_of), ingested=sources)
+
+
+@task
+def validate_raw(run: dict) -> dict:
+    """Great Expectations gate on the raw layer (contract, volumes, freshness)."""
+    import ml.gates
+
+    gate_raw = getattr(ml.gates, "gate_raw", None)
+    if gate_raw is None:  # TODO(quality): ml.gates.gate_raw lands with the raw-layer suite
+        log.warning("no raw-layer gate installed yet (ml.gates.gate_raw); skipping")
+        return run
+    with data_faults_fail_fast():
+        gate_raw(settings_for(run))
+    return run
+
+
+@task
+def resolve_run(**context) -> dict:
+    """Resolve the as-of date: the form's, else the features event that triggered this run, else the last ingest."""
+    settings = settings_for()
+    event = _latest_features_event(context)
+    if event:
+        settings = settings.replace(
+            as_of=settings.as_of or event.get("as_of"),
+            horizon_days=event.get("horizon_days") or settings.horizon_days,
+            warehouse=event.get("warehouse") or settings.warehouse,
+        )
+    if settings.as_of is None:
+        from ml.warehouse import connect
+
+        with connect(settings, read_only=True) as con:
+            as_of = con.execute("select max(as_of_date) from raw._ingest_log").fetchone()[0]
+        if as_of is None:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException("nothing ingested yet: run churn_features (or churn_pipeline) first")
+        settings = settings.replace(as_of=as_of)
+    log.info("run resolved: as_of=%s horizon=%sd warehouse=%s", settings.as_of, settings.horizon_days, settings.warehouse)
+    return run_info(settings)
+
+
+def _latest_features_event(context) -> dict | None:
+    events = context.get("triggering_asset_events") or {}
+    latest = None
+    for asset_events in events.values():
+        for event in asset_events:
+            if getattr(event, "asset", None) is not None and getattr(event.asset, "uri", None) != CUSTOMER_FEATURES.uri:
+                continue
+            latest = dict(event.extra or {})
+    return latest
+
+
+@task(task_id="dbt_features")
+def build_features_in_one_step(run: dict) -> dict:
+    """dbt build of staging, intermediate and the feature marts (used when no dbt manifest is compiled)."""
+    from ml.transform import build_features
+
+    build_features(settings_for(run))
+    return run
+
+
+@task
+def validate_features(run: dict) -> dict:
+    """Great Expectations gate on customer_features at the scoring cutoff."""
+    from ml.gates import gate_features
+
+    with data_faults_fail_fast():
+        gate_features(settings_for(run))
+    return run
+
+
+@task(outlets=[CUSTOMER_FEATURES])
+def announce_features(run: dict, **context) -> dict:
+    """Emit the features Asset with the as-of date, so churn_scoring scores exactly these features."""
+    context["outlet_events"][CUSTOMER_FEATURES].extra = {
+        "as_of": run["as_of"], "horizon_days": run["horizon_days"], "warehouse": run["warehouse"],
+    }
+    return run
+
+
+@task
+def train_if_needed(run: dict) -> dict:
+    """Train a challenger and run the promotion gate when asked, or when the horizon has no champion."""
+    from ml.train import train_if_needed as run_train
+
+    with data_faults_fail_fast():
+        outcome = run_train(settings_for(run))
+    log.info("training: %s", outcome)
+    return {**run, "training": outcome}
+
+
+@task(outlets=[CHAMPION_MODEL])
+def train_challenger(run: dict) -> dict:
+    """Train a challenger, register it in MLflow and run the promotion gate (moves `champion` if better)."""
+    from ml.train import train
+
+    with data_faults_fail_fast():
+        result = train(settings_for(run).replace(retrain=True)).to_dict()
+    log.info("challenger v%s: %s", result.get("model_version"), result.get("decision"))
+    return {**run, "training": result}
+
+
+@task
+def score(run: dict, **context) -> dict:
+    """Score every active customer with the champion: probability, tier, reasons, value at risk."""
+    from ml.score import score as run_score
+
+    with data_faults_fail_fast():
+        scored = run_score(settings_for(run), scored_at=context.get("logical_date") or context["run_after"])
+    return {**run, "scored": scored if isinstance(scored, (dict, str, int)) else str(scored)}
+
+
+@task
+def validate_scores(run: dict) -> dict:
+    """Great Expectations gate on the scores before anything is built on them."""
+    from ml.gates import gate_scores
+
+    with data_faults_fail_fast():
+        gate_scores(settings_for(run))
+    return run
+
+
+@task
+def decide_retention(run: dict) -> dict:
+    """Pick the campaign audience under the budget, with a random control group."""
+    try:
+        from ml.retention import decide
+    except ImportError:  # TODO(retention): ml.retention.decide lands with the retention stage
+        log.warning("no retention stage installed yet (ml.retention.decide); skipping")
+        return run
+    with data_faults_fail_fast():
+        decided = decide(settings_for(run))
+    return {**run, "campaign": {k: v for k, v in (decided or {}).items() if isinstance(v, (str, int, float, bool))}}
+
+
+@task(task_id="dbt_crm_marts")
+def build_marts_in_one_step(run: dict) -> dict:
+    """dbt build of the crm and analytics marts (used when no dbt manifest is compiled)."""
+    try:
+        from ml.retention import build_marts
+    except ImportError:
+        return run
+    build_marts(settings_for(run))
+    return run
+
+
+@task(outlets=[ANALYST_CATALOG])
+def publish(run: dict) -> dict:
+    """Write Parquet snapshots, the CRM export, and swap in the analyst catalog atomically."""
+    from ml.publish import publish as run_publish
+
+    with data_faults_fail_fast():
+        return {"as_of": run["as_of"], "horizon_days": run["horizon_days"], **run_publish(settings_for(run))}
+
+
+# ---- dbt through Cosmos ----------------------------------------------------------------------
+
+def dbt_group(group_id: str, select: list[str], run_task_id: str, vars_key: str):
+    """A Cosmos task group: each dbt model (and its tests) one Airflow task, rendered from the
+    compiled manifest (nothing runs at parse time). Returns None when the project has no node in
+    ``select`` or no manifest is compiled yet (``make setup``/``churnwatch run`` compile it)."""
+    if not MANIFEST_PATH.exists():
+        log.warning("no dbt manifest at %s; dbt runs as one task (run `make setup`)", MANIFEST_PATH)
+        return None
+    from cosmos import (DbtTaskGroup, ExecutionConfig, ExecutionMode, InvocationMode, LoadMode, ProfileConfig,
+                        ProjectConfig, RenderConfig, TestBehavior)
+
+    project = ProjectConfig(dbt_project_path=DBT_PROJECT_DIR, manifest_path=MANIFEST_PATH, project_name="churnwatch")
+    # a local file: read it as one (Airflow's ObjectStoragePath would load every plugin to track lineage)
+    project.manifest_path = MANIFEST_PATH
+    xcom = "ti.xcom_pull(task_ids='%s')" % run_task_id
+    env_keys = ("CHURNWATCH_DB_PATH", "CHURNWATCH_DUCKDB_THREADS", "CHURNWATCH_DUCKDB_MEMORY_LIMIT")
+    group = DbtTaskGroup(
+        group_id=group_id,
+        project_config=project,
+        profile_config=ProfileConfig(profile_name="churnwatch", target_name="dev",
+                                     profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"),
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
+                                         invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select,
+                                   test_behavior=TestBehavior.AFTER_EACH, emit_datasets=False),
+        operator_args={
+            # the run's dates and knobs, resolved by the first task; JSON is valid YAML for --vars
+            "vars": "{{ %s['%s'] }}" % (xcom, vars_key),
+            "env": {key: "{{ %s['dbt_env']['%s'] }}" % (xcom, key) for key in env_keys},
+            "install_deps": False,
+            "pool": POOL,
+        },
+    )
+    return group if group.children else None
+
+
+def features_step(run, per_model: bool = True):
+    """staging → intermediate → marts/features: one Cosmos task per model and per model's tests,
+    or (``per_model=False``, the one-shot job) a single ``dbt build`` of the layer."""
+    group = dbt_group("dbt_features", FEATURE_SELECT, run_task_id=run.operator.task_id, vars_key="dbt_vars") if per_model else None
+    if group is None:
+        return build_features_in_one_step(run)
+    run >> group
+    return group
+
+
+def marts_step(upstream, run_task_id: str, per_model: bool = True):
+    """The crm and analytics marts: one Cosmos task per model and per model's tests, or
+    (``per_model=False``) a single ``dbt build`` of both folders."""
+    group = dbt_group("dbt_crm_marts", MARTS_SELECT, run_task_id=run_task_id, vars_key="marts_vars") if per_model else None
+    if group is None:
+        return build_marts_in_one_step(upstream)
+    upstream >> group
+    return group
