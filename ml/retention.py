@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 RECOMMENDATIONS_PER_CUSTOMER = 5
 OFFER_COLUMNS = ("offer_code", "action", "channel", "unit_cost", "expected_effect", "eligibility")
-ELIGIBILITY_RULES = ("any", "high_value", "service_issue")
+ELIGIBILITY_RULES = ("any", "high_value", "service_issue", "item_data")
 # reasons that point at a service problem (matched in the reason text, feature name or sentence)
 SERVICE_REASON_KEYWORDS = ("ticket", "support", "complain", "rating", "review", "return", "cancel",
                            "satisfaction", "resolution", "refund", "delivery")
@@ -87,6 +87,9 @@ def eligibility(customers: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
         "any": np.ones(len(customers), bool),
         "high_value": (customers["value_tier"] == "high").to_numpy(),
         "service_issue": customers["has_service_issue"].to_numpy(bool),
+        # recommendations need item data (the shop's order_items); fallbacks cover customers without
+        "item_data": customers["has_item_data"].to_numpy(bool) if "has_item_data" in customers
+        else np.ones(len(customers), bool),
     }
     return np.column_stack([rules[r] for r in offers["eligibility"]]) if len(offers) else np.zeros((len(customers), 0), bool)
 
@@ -190,7 +193,9 @@ def load_scored_customers(settings: Settings) -> pd.DataFrame:
                    concat_ws('; ', s.reason_1, s.reason_2, s.reason_3) as reason_summary,
                    {feature(("days_since_last_order",), "days_since_last_order")},
                    {feature(("count_orders_lifetime", "count_orders"), "order_count")},
-                   {feature(("amount_lifetime", "amount_365d"), "spend")}
+                   {feature(("amount_lifetime", "amount_365d"), "spend")},
+                   {"f.count_distinct_products is not null" if "count_distinct_products" in have else "false"}
+                       as has_item_data
             from scoring.churn_scores s
             left join marts.customer_features f
               on f.customer_id = s.customer_id and f.as_of_date = s.as_of_date
