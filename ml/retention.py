@@ -44,9 +44,13 @@ log = logging.getLogger(__name__)
 RECOMMENDATIONS_PER_CUSTOMER = 5
 OFFER_COLUMNS = ("offer_code", "action", "channel", "unit_cost", "expected_effect", "eligibility")
 ELIGIBILITY_RULES = ("any", "high_value", "service_issue", "item_data")
-# reasons that point at a service problem (matched in the reason text, feature name or sentence)
-SERVICE_REASON_KEYWORDS = ("ticket", "support", "complain", "rating", "review", "return", "cancel",
-                           "satisfaction", "resolution", "refund", "delivery")
+# A reason names a service problem when it matches SERVICE_PROBLEM and not NOT_A_PROBLEM (both
+# lower-case regexes). They read feature names (count_tickets_unresolved) as well as the readable
+# sentences of dbt_project/seeds/reason_catalog.csv ("Unresolved support tickets"), whose
+# reassuring variants ("Few support tickets", "... but other signals weigh") must not count.
+SERVICE_PROBLEM = (r"ticket|support|complain|cancel|return|refund|deliver|low rating|low_rating"
+                   r"|review_rating|low average review|negative|unhappy|resol")
+NOT_A_PROBLEM = r"but other signals weigh|^few |^no |does not|all tickets resolved|long ago|resolved quickly"
 
 
 def campaign_id_for(settings: Settings) -> str:
@@ -106,10 +110,11 @@ class PriorEffects:
 
 def has_service_issue(reasons: list[np.ndarray]) -> np.ndarray:
     """True where any of the customer's reasons names a service problem."""
-    pattern = "|".join(SERVICE_REASON_KEYWORDS)
     hit = np.zeros(len(reasons[0]) if reasons else 0, bool)
     for col in reasons:
-        hit |= pd.Series(col, dtype="string").str.lower().str.contains(pattern, regex=True).fillna(False).to_numpy(bool)
+        text = pd.Series(col, dtype="string").str.lower().str.strip()
+        problem = text.str.contains(SERVICE_PROBLEM, regex=True) & ~text.str.contains(NOT_A_PROBLEM, regex=True)
+        hit |= problem.fillna(False).to_numpy(bool)
     return hit
 
 

@@ -135,10 +135,23 @@ def test_prior_effects_respect_eligibility_and_an_effect_model_can_replace_them(
 def test_service_reasons_are_recognised():
     flags = retention.has_service_issue([
         np.array(["count_tickets_unresolved", None, "days_since_last_order"], dtype=object),
-        np.array([None, "Low review ratings", None], dtype=object),
+        np.array([None, "Low average review rating", None], dtype=object),
         np.array([None, None, "amount_365d"], dtype=object),
     ])
     assert list(flags) == [True, True, False]
+
+
+@pytest.mark.parametrize("reason, is_problem", [
+    ("Unresolved support tickets", True), ("Cancelled orders", True), ("Returned orders", True),
+    ("Last review was negative", True), ("Unhappy with support", True), ("Many low ratings (1-2 stars)", True),
+    ("Support tickets took long to resolve", True), ("return_rate", True), ("cancellation_rate", True),
+    ("Few support tickets", False), ("No recent support tickets", False),
+    ("All tickets resolved but other signals weigh", False), ("Satisfied with support but other signals weigh", False),
+    ("Few returns but other signals weigh", False), ("Does not engage with reviews", False),
+    ("Last ticket long ago", False), ("No order for a long time", False), ("count_reviews", False),
+])
+def test_reassuring_reason_sentences_are_not_service_problems(reason, is_problem):
+    assert bool(retention.has_service_issue([np.array([reason], dtype=object)])[0]) is is_problem
 
 
 # ---- integration: a small shop through decide → marts → publish ---------------------------------
