@@ -36,7 +36,7 @@ def test_published_scores_follow_the_contract(pipeline_s, shop_s):
     expected = duckdb.sql(
         f"select count(distinct customer_id) from read_parquet('{shop_s}/orders.parquet') "
         f"where order_ts < date '{END_DATE}' + interval 1 day"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     assert rows == expected
 
 
@@ -58,8 +58,8 @@ def test_champion_alias_is_set_in_mlflow(pipeline_s):
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{pipeline_s / 'mlflow' / 'mlflow.db'}")
     mv = client.get_model_version_by_alias(f"churnwatch_churn_{HORIZON}d", "champion")
-    assert mv.version == "1"
-    assert client.get_model_version_by_alias(f"churnwatch_churn_{HORIZON}d", "challenger").version == "1"
+    assert str(mv.version) == "1"
+    assert str(client.get_model_version_by_alias(f"churnwatch_churn_{HORIZON}d", "challenger").version) == "1"
 
 
 def test_orders_only_input_runs_end_to_end(shop_s, tmp_path):
