@@ -10,6 +10,12 @@ DEMO_RAW ?= data/demo-shop
 DEMO_WAREHOUSE ?= warehouse
 DEMO_CUSTOMERS ?= 10000
 DEMO_END_DATE ?= 2025-12-31
+AIRFLOW_PORT ?= 8080
+MLFLOW_PORT ?= 5000
+DOCS_PORT ?= 8081
+UP_WAREHOUSE ?= $(DEMO_WAREHOUSE)
+SERVICES = $(PY) -m ml.services --warehouse $(UP_WAREHOUSE) --raw-dir $(DEMO_RAW) --airflow-port $(AIRFLOW_PORT) \
+	--mlflow-port $(MLFLOW_PORT) --docs-port $(DOCS_PORT)
 WITH_SECRETS = set -a && . ./$(SECRETS) && set +a
 
 .PHONY: help setup demo test test-fast bench up down docs clean
@@ -49,6 +55,15 @@ test-fast: setup ## unit tests only
 
 bench: setup ## tier-M benchmarks → benchmarks/results/*.json
 	@$(WITH_SECRETS) && $(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
+up: setup ## start Airflow (UI, scheduler, DAG processor, triggerer) and the MLflow UI on 127.0.0.1; prints URLs + login
+	@$(WITH_SECRETS) && $(SERVICES) up
+
+down: ## stop what `make up` started (pid files under $(UP_WAREHOUSE)/run)
+	@$(SERVICES) down
+
+docs: setup ## build the dbt docs against the warehouse and serve them on 127.0.0.1:$(DOCS_PORT)
+	@$(WITH_SECRETS) && $(SERVICES) docs
 
 clean: ## remove generated data and warehouses (keeps .venv and secrets)
 	rm -rf data warehouse dbt_project/target dbt_project/logs

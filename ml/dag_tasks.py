@@ -325,7 +325,9 @@ def score(run: dict, **context) -> dict:
     from ml.score import score as run_score
 
     with data_faults_fail_fast():
-        scored = run_score(settings_for(run), scored_at=context.get("logical_date") or context["run_after"])
+        # the run's own time, never now(): logical date when set (scheduled, dag.test), else run_after
+        scored_at = context.get("logical_date") or context["dag_run"].run_after
+        scored = run_score(settings_for(run), scored_at=scored_at)
     return {**run, "scored": scored if isinstance(scored, (dict, str, int)) else str(scored)}
 
 
