@@ -204,3 +204,17 @@ def test_labels_follow_the_label_window(tmp_path):
     row = examples.set_index("customer_id").loc["first-minute"]
     assert row["count_orders_lifetime"] == 1 and row["days_since_last_order"] == 0
     assert set(SOURCES) >= {"orders"}
+
+
+def test_a_failed_build_names_the_failing_node(tmp_path):
+    def fill(con):
+        create_raw_tables(con)
+        insert_rows(con, "orders", [_order("x", _at(T0), 1) | {"customer_id": None}])
+
+    warehouse = _warehouse(tmp_path, "broken")
+    _fill(warehouse / "churnwatch.duckdb", fill)
+    with pytest.raises(RuntimeError) as failure:
+        build_features(_settings(warehouse, AS_OF))
+    message = str(failure.value)
+    assert "\n" not in message
+    assert "source_not_null_shop_orders_customer_id" in message

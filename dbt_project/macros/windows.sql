@@ -6,10 +6,11 @@
 
 
 {% macro window_sum(expression, days, start_day=0) -%}
-    {#- sum over the days (cutoff - start_day - days, cutoff - start_day]; 0 when none -#}
+    {#- sum over the days (cutoff - start_day - days, cutoff - start_day]; 0 when none
+        (rows are already on or before the cutoff) -#}
     coalesce(sum({{ expression }}) filter (
-        where days_before_cutoff >= {{ start_day }}
-          and days_before_cutoff < {{ start_day + days }}
+        where {% if start_day > 0 %}days_before_cutoff >= {{ start_day }} and {% endif -%}
+              days_before_cutoff < {{ start_day + days }}
     ), 0)
 {%- endmacro %}
 

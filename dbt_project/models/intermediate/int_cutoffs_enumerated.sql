@@ -34,10 +34,8 @@ first_order as (
 source_starts as (
 
     select
-        (select cast(min(orders.ordered_at) as date)
-            from orders
-            where orders.order_id in (select order_id from {{ ref('stg_shop__order_items') }}))
-            as order_items_start_date,
+        (select min(order_date) filter (where has_items)
+            from {{ ref('int_orders_joined_to_items') }}) as order_items_start_date,
         (select cast(min(occurred_at) as date) from {{ ref('stg_shop__events') }})
             as events_start_date,
         (select cast(min(reviewed_at) as date) from {{ ref('stg_shop__reviews') }})

@@ -51,8 +51,9 @@ chained as (
 
     select
         *,
-        lag(session_date) over customer_sessions as previous_session_date,
-        row_number() over customer_days = 1 as is_first_session_of_day
+        lag(session_date) over (
+            partition by customer_id order by session_date, started_at, session_id
+        ) as previous_session_date
     from (
         select *, true as is_new from sessions
         {%- if is_incremental() %}
@@ -60,14 +61,13 @@ chained as (
         select customer_id, session_date, false as is_new from previous_sessions
         {%- endif %}
     )
-    window
-        customer_sessions as (partition by customer_id order by session_date, started_at, session_id),
-        customer_days as (partition by customer_id, session_date order by started_at, session_id)
 
 )
 
 select
     * exclude (is_new),
+    -- sessions are chained in time order, so a day's first session follows an earlier day
+    coalesce(previous_session_date < session_date, true) as is_first_session_of_day,
     count_add_to_cart > 0 as has_cart,
     count_add_to_cart > 0 and count_purchases = 0 as is_cart_abandoned
 from chained

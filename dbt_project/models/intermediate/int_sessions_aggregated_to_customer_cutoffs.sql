@@ -10,10 +10,11 @@ cutoffs as (
 
 ),
 
-sessions as (
+sessions as not materialized (
 
+    -- read three times below: scanning the table each time beats materialising a copy
     select * from {{ ref('int_events_aggregated_to_sessions') }}
-    where session_date <= (select max(run_as_of_date) from cutoffs)
+    where session_date <= {{ sql_date(as_of_date()) }}
 
 ),
 
