@@ -75,6 +75,9 @@ def gate_raw(settings: Settings, run_id: str | None = None) -> GateResult:
     """Every raw table after ingest: contract columns, keys, ranges, dates, PII hashed, counts reconciled."""
     checks = []
     with connect(settings, read_only=True) as con:
+        if settings.as_of is None:  # a stage command without --as-of: the last good ingest's
+            settings = settings.replace(as_of=_scalar(
+                con, "select max(as_of_date) from raw._ingest_log where status = 'staged'"))
         staged = _staged_counts(con, settings.as_of)
         for name, source in SOURCES.items():
             if not _table_exists(con, "raw", name):
