@@ -9,10 +9,11 @@ The latent model (parameters in :mod:`.params`)
 -----------------------------------------------
 Static traits per customer (:mod:`.world`), drawn once:
   signup day (spread over the history, growing), purchase rate ``lambda ~ Gamma`` (as in
-  BG/NBD), dropout hazard ``h0 ~ Gamma`` (scaled by acquisition channel), browsing rate
-  ``rho ~ Gamma`` (scaled by device), basket size ``~ Gamma`` (gamma-gamma style spend),
-  experience quality, price sensitivity, three favourite categories, and a campaign response
-  ``tau`` (most > 0, some 0, a few < 0; larger for the price-sensitive).
+  BG/NBD, scaled by acquisition channel and age), dropout hazard ``h0 ~ Gamma`` (scaled by
+  channel), browsing rate ``rho ~ Gamma x lambda^0.6`` (scaled by device), basket size
+  ``~ Gamma`` (gamma-gamma style spend), experience quality, price sensitivity, three
+  favourite categories, and a campaign response ``tau`` (most > 0, some 0, a few < 0; larger
+  for the price-sensitive).
 
 Dynamic state per customer, updated day by day (:mod:`.dynamics`):
   ``alive`` (dropout is absorbing) and an engagement ``z`` that reverts towards a personal
@@ -21,9 +22,14 @@ Dynamic state per customer, updated day by day (:mod:`.dynamics`):
   Log-linear in ``z``:
       hazard      = min(cap, h0 * exp(-a*z - tau_now))          (P(drop out today))
       order rate  = lambda * season_t * exp(b*z + c*tau_now)     (P(order) = 1 - exp(-rate))
-      browse rate = rho * season_t * exp(z)                      (browsing-only sessions)
-  so browsing and buying thin out while the hazard climbs, ahead of the dropout. Seasons are
-  weekly and yearly (winter peak, Black Friday week).
+      browse rate = rho * season_t * exp(0.6*z)                  (browsing-only sessions)
+  so browsing and buying thin out while the hazard climbs, ahead of the dropout. Alive
+  customers visit several times a month; the dropped-out stop (a rare stray visit at
+  ``dead_browse_share`` of their rate), so recent browsing reveals the hidden alive/dead state
+  as in a real shop. Other leading indicators of a low ``z``: each order's experience is
+  ``N(quality + 0.5*z, 1)`` (worse ratings, more tickets, cancellations and returns), and
+  browsing-only sessions get shallower (more one-event visits) and abandon carts more often.
+  Seasons are weekly and yearly (winter peak, Black Friday week).
   Every ~91 days a retention campaign picks at-risk customers (last completed order 21-120
   days ago), holds out ~15% as a random control group, and for the treated sets
   ``tau_now = tau * offer effect * channel effect`` for 60 days.
@@ -34,9 +40,10 @@ review (rating from the order's latent experience), maybe a support ticket; each
 purchase session (login? search? views, add_to_cart, checkout, purchase) and browsing-only
 sessions stop part-way down the funnel.
 
-The truth (:mod:`.truth`) replays the same formulas forward from the latent state at the cutoff:
-on the no-order path nothing random moves ``z``, so P(no order in the window) is an exact
-vectorised recursion over the window's days (mixing over campaign assignment inside it).
+The truth (:mod:`.truth`) covers the customers active at the cutoff as the pipeline sees them
+(at least one order of any status) and replays the same formulas forward from the latent state
+at the cutoff: on the no-order path nothing random moves ``z``, so P(no order in the window) is
+an exact vectorised recursion over the window's days (mixing over campaign assignment inside it).
 
 Performance: everything is vectorised over customers; the only Python loops run over days
 (and over chunks of days for the events, which are streamed to Parquet/CSV in row groups).

@@ -92,13 +92,14 @@ class State:
     scar: np.ndarray  # shocks kept in the level for good
     alive: np.ndarray
     last_completed: np.ndarray  # day of the last completed order, -1 if none
+    last_order: np.ndarray  # day of the last order of any status, -1 if none (active = >= 0)
     camp_until: np.ndarray  # last day a campaign treatment acts, -1 if never treated
     camp_tau: np.ndarray  # that treatment's effect
 
     @classmethod
     def empty(cls, n: int) -> "State":
         return cls(-1, np.zeros(n), np.zeros(n), np.zeros(n, bool), np.full(n, -1, np.int32),
-                   np.full(n, -1, np.int32), np.zeros(n))
+                   np.full(n, -1, np.int32), np.full(n, -1, np.int32), np.zeros(n))
 
     def take(self, rows: slice | np.ndarray) -> "State":
         """A copy of the state of ``rows``."""
@@ -109,7 +110,7 @@ class State:
         return State(self.day, *(getattr(self, f)[rows] for f in _STATE_ARRAYS))
 
 
-_STATE_ARRAYS = ("z", "scar", "alive", "last_completed", "camp_until", "camp_tau")
+_STATE_ARRAYS = ("z", "scar", "alive", "last_completed", "last_order", "camp_until", "camp_tau")
 
 
 @dataclass
@@ -125,7 +126,7 @@ class CampaignRecord:
 @dataclass
 class History:
     orders: dict[str, np.ndarray]  # cust, day, status, rating, reviewed, ticket, unresolved, campaign
-    sessions: dict[str, np.ndarray]  # browsing-only sessions: cust, day
+    sessions: dict[str, np.ndarray]  # browsing-only sessions: cust, day, z (engagement then)
     campaigns: list[CampaignRecord]
     snapshots: dict[int, State] = field(default_factory=dict)
     death_day: np.ndarray | None = None
@@ -159,7 +160,7 @@ def simulate(c: Customers, cal: Calendar, m: ShopModel, rng: np.random.Generator
     death_day = np.full(c.n, -1, dtype=np.int32)
     orders = _Recorder(dict(cust=np.int32, day=np.int32, status=np.int8, rating=np.int8,
                             reviewed=bool, ticket=bool, unresolved=bool, campaign=np.int16))
-    sessions = _Recorder(dict(cust=np.int32, day=np.int32))
+    sessions = _Recorder(dict(cust=np.int32, day=np.int32, z=np.float32))
     campaigns: list[CampaignRecord] = []
     snapshots: dict[int, State] = {}
     campaign_no = {d: i for i, d in enumerate(cal.campaign_days)}
@@ -187,17 +188,18 @@ def simulate(c: Customers, cal: Calendar, m: ShopModel, rng: np.random.Generator
         rate = order_rate(cs.lam, st.z, tau_t, cal.order_season[t], m)
         rate[n_before:n] += m.first_day_order_rate
         buyers = np.flatnonzero(st.alive & (rng.random(n) < -np.expm1(-rate)))
-        outcome = _order_outcomes(c, buyers, rng, m)
+        outcome = _order_outcomes(c, buyers, st.z[buyers], rng, m)
         in_treatment = st.camp_until[buyers] >= t
         orders.add(cust=buyers, day=np.full(len(buyers), t),
                    campaign=np.where(in_treatment, camp_active[buyers], -1), **outcome.record)
         st.last_completed[buyers[outcome.record["status"] == COMPLETED]] = t
+        st.last_order[buyers] = t
 
         # 3. browsing-only sessions
         k = _poisson_upto2(rng.random(n), browse_rate(cs.rho, st.z, st.alive,
                                                       cal.browse_season[t], m))
-        once, twice = np.flatnonzero(k >= 1), np.flatnonzero(k >= 2)
-        sessions.add(cust=np.concatenate([once, twice]), day=np.full(len(once) + len(twice), t))
+        visitors = np.concatenate([np.flatnonzero(k >= 1), np.flatnonzero(k >= 2)])
+        sessions.add(cust=visitors, day=np.full(len(visitors), t), z=st.z[visitors])
 
         # 4. engagement
         st.z[:] = z_next(st.z, z_level(cs, st.scar, t), m)
@@ -231,7 +233,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _order_outcomes(c: Customers, buyers: np.ndarray, rng: np.random.Generator,
+def _order_outcomes(c: Customers, buyers: np.ndarray, z: np.ndarray, rng: np.random.Generator,
                     m: ShopModel) -> _Outcome:
     """Experience of each order and the engagement shock it causes.
 
@@ -239,7 +241,7 @@ def _order_outcomes(c: Customers, buyers: np.ndarray, rng: np.random.Generator,
     holds every consequence of the orders so far (the review or ticket shows up days later).
     """
     k = len(buyers)
-    q = c.quality[buyers] + rng.standard_normal(k)
+    q = c.quality[buyers] + m.experience_z_coef * z + rng.standard_normal(k)
     u_status = rng.random(k)
     p_cancel = _sigmoid(m.cancel_logit[0] + m.cancel_logit[1] * q)
     p_return = _sigmoid(m.return_logit[0] + m.return_logit[1] * q)

@@ -17,6 +17,7 @@ import pyarrow as pa
 from .calendar import Calendar
 from .dynamics import History
 from .io import SourceWriter, padded_ids, pick, timestamps
+from .params import ShopModel
 from .tables import (BROWSE_HOURS, US, Orders, not_before_signup, sample_categories,
                      seconds_of_day)
 from .world import DEVICES, Catalog, Customers
@@ -29,11 +30,12 @@ _LOGIN_SHARE = np.array([0.7, 0.3, 0.35, 0.3])  # by device: app sessions usuall
 
 
 def write_events(writer: SourceWriter, hist: History, orders: Orders, c: Customers,
-                 catalog: Catalog, cal: Calendar, cust_ids: pa.Array, seed: int) -> None:
+                 catalog: Catalog, cal: Calendar, model: ShopModel, cust_ids: pa.Array,
+                 seed: int) -> None:
     """Generate and write every event dated on or before end_date, chunk by chunk."""
     browse = hist.sessions
     seen = browse["day"] < cal.observed_days
-    b_cust, b_day = browse["cust"][seen], browse["day"][seen]  # sorted by day already
+    b_cust, b_day, b_z = browse["cust"][seen], browse["day"][seen], browse["z"][seen]  # by day
     product_ids = padded_ids(np.arange(catalog.n_products), 6, prefix="P")
     next_session = 1
     for chunk, d0 in enumerate(range(0, cal.observed_days, CHUNK_DAYS)):
@@ -41,7 +43,7 @@ def write_events(writer: SourceWriter, hist: History, orders: Orders, c: Custome
         rng = np.random.default_rng([seed, 0xE7E, chunk])
         b = slice(*np.searchsorted(b_day, [d0, d1]))
         o = slice(*np.searchsorted(orders.day, [d0, d1]))
-        sessions = _sessions(b_cust[b], b_day[b], orders, o, c, cal, rng)
+        sessions = _sessions(b_cust[b], b_day[b], b_z[b], orders, o, c, cal, model, rng)
         if len(sessions["cust"]) == 0:
             continue
         cols = _expand(sessions, c, catalog, cal, rng)
@@ -58,8 +60,8 @@ def write_events(writer: SourceWriter, hist: History, orders: Orders, c: Custome
         ))
 
 
-def _sessions(b_cust, b_day, orders: Orders, o: slice, c: Customers, cal: Calendar,
-              rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _sessions(b_cust, b_day, b_z, orders: Orders, o: slice, c: Customers, cal: Calendar,
+              m: ShopModel, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """The chunk's sessions, purchase and browsing-only, in time order, with their funnels."""
     n_b, n_o = len(b_cust), o.stop - o.start
     cust = np.concatenate([orders.cust[o], b_cust]).astype(np.int32)
@@ -69,25 +71,38 @@ def _sessions(b_cust, b_day, orders: Orders, o: slice, c: Customers, cal: Calend
                                23 * 3600, rng)
     anchor = np.concatenate([orders.ts_us[o], cal.day_start_us(b_day) + second * US])
     first_product = np.concatenate([orders.first_product[o], np.full(n_b, -1, np.int32)])
+    z = np.concatenate([np.zeros(n_o, np.float32), b_z])
     order = np.argsort(anchor, kind="stable")
-    cust, purchase, anchor, first_product = cust[order], purchase[order], anchor[order], first_product[order]
+    cust, purchase, anchor, first_product, z = (
+        cust[order], purchase[order], anchor[order], first_product[order], z[order])
 
     device = np.where(rng.random(len(cust)) < 0.8, c.device[cust], rng.integers(0, 4, len(cust)))
-    funnel = _funnel(purchase, device, rng)
+    funnel = _funnel(purchase, device, z, m, rng)
     gaps, duration = _gaps(funnel["n_events"], rng)
     start = np.where(purchase, anchor - duration * US, anchor)
     return dict(cust=cust, purchase=purchase, start=start, device=device,
                 first_product=first_product, gaps=gaps, **funnel)
 
 
-def _funnel(purchase: np.ndarray, device: np.ndarray, rng: np.random.Generator) -> dict:
-    """How far down the funnel each session goes (counts per event type)."""
+def _funnel(purchase: np.ndarray, device: np.ndarray, z: np.ndarray, m: ShopModel,
+            rng: np.random.Generator) -> dict:
+    """How far down the funnel each session goes (counts per event type).
+
+    A purchase session runs the whole funnel. A browsing-only session is often just a visit
+    (a login / app open, one event), the more often the lower the engagement ``z`` then;
+    otherwise it views a product or two and may put one in the cart, again the more likely the
+    lower ``z`` (shallow visits and abandoned carts lead a dropout).
+    """
     k = len(purchase)
-    login = rng.random(k) < _LOGIN_SHARE[device]
-    search = rng.random(k) < 0.45
-    views = 1 + np.minimum(rng.poisson(np.where(purchase, 0.5, 1.0)), 5)
-    cart = purchase | (rng.random(k) < 0.2)
-    checkout = purchase | (cart & (rng.random(k) < 0.25))
+    share = m.browse_visit_only_share
+    p_visit = 1.0 / (1.0 + np.exp(-(np.log(share / (1 - share)) - m.browse_depth_z_coef * z)))
+    visit_only = ~purchase & (rng.random(k) < p_visit)
+    login = visit_only | (rng.random(k) < _LOGIN_SHARE[device] * np.where(purchase, 0.5, 1.0))
+    search = ~visit_only & (rng.random(k) < 0.2)
+    views = np.where(visit_only, 0, 1 + np.minimum(rng.poisson(np.where(purchase, 0.2, 0.4)), 5))
+    p_cart = 1.0 / (1.0 + np.exp(-(m.browse_cart_logit[0] + m.browse_cart_logit[1] * z)))
+    cart = purchase | (~visit_only & (rng.random(k) < p_cart))
+    checkout = purchase | (cart & (rng.random(k) < 0.2))
     counts = np.stack([login, search, views, cart, checkout, purchase]).astype(np.int32)
     return dict(counts=counts.T, n_events=counts.sum(axis=0))
 

@@ -79,7 +79,7 @@ def generate(out_dir: Path, customers: int, seed: int, end_date: dt.date,
             del order_cols, item_cols, tables
         with timer("events"):
             writer = SourceWriter(out_dir, "events", fmt, queue)
-            write_events(writer, hist, orders, people, catalog, cal, ids, seed)
+            write_events(writer, hist, orders, people, catalog, cal, model, ids, seed)
             writer.close()
             rows["events"] = writer.rows
             queue.drain()
@@ -150,7 +150,7 @@ Ground truth of this synthetic shop. The churnwatch pipeline never reads this fo
 here to score what the pipeline learns against what is known to be true.
 
 churn_truth.parquet -- one row per customer active at truth_as_of ({as_of}), i.e. with at least
-one completed order on or before that day.
+one order (of any status) on or before that day, as the pipeline's labels define it.
   customer_id             as in the raw files (text, leading zeros kept)
   truth_as_of             the cutoff date D
   horizon_days            H ({horizon})

@@ -17,28 +17,34 @@ class ShopModel:
     first_day_order_rate: float = 0.9  # extra order intensity on the signup day (most sign up to buy)
 
     # ---- static heterogeneity (gamma mixtures, as in BG/NBD and gamma-gamma) ------------------
-    purchase_rate_mean: float = 1 / 38  # orders per alive day at z = 0
-    purchase_rate_shape: float = 1.6
-    hazard_mean: float = 1 / 1300  # daily dropout hazard at z = 0
-    hazard_shape: float = 2.0
-    browse_rate_mean: float = 1 / 45  # browsing-only sessions per alive day at z = 0
-    browse_rate_shape: float = 2.0
-    dead_browse_share: float = 0.04  # the dropped-out still drop by, rarely
+    purchase_rate_mean: float = 1 / 45  # orders per alive day at z = 0
+    purchase_rate_shape: float = 3.0
+    hazard_mean: float = 1 / 2500  # daily dropout hazard at z = 0
+    hazard_shape: float = 4.0
+    # Alive customers visit regularly (several sessions a month for most); a dropped-out
+    # customer has stopped: only a rare stray visit. So recent browsing reveals the hidden
+    # alive/dead state (as in a real shop), instead of recency of orders alone.
+    browse_rate_mean: float = 1 / 9  # browsing-only sessions per alive day at z = 0, lambda at its mean
+    browse_rate_shape: float = 8.0
+    browse_lam_exponent: float = 0.6  # keen buyers browse more: rho ~ gamma x (lambda / mean)^exp
+    dead_browse_share: float = 0.004  # the dropped-out still drop by, very rarely (x rho)
     basket_lines_shape: float = 2.0  # extra lines per order ~ Poisson(gamma-distributed mean)
     basket_lines_mean: float = 1.2
     quality_sd: float = 0.35  # customer-level mean experience (some are harder to please)
 
     # ---- engagement z: mean-reverting towards a slowly falling personal level ------------------
-    z_level_sd: float = 0.5  # personal long-run level m0 ~ N(0, sd)
+    z_level_sd: float = 0.4  # personal long-run level m0 ~ N(0, sd)
     z_honeymoon: float = 0.6  # z starts above the level at signup and relaxes down to it
     z_fatigue_mean: float = 0.45  # the level falls by this much per year of tenure (gamma, shape 2)
-    z_reversion: float = 1 / 45  # share of the gap to the level closed per day
-    hazard_z_coef: float = 1.2  # hazard = h0 * exp(-coef * z)
+    z_reversion: float = 1 / 25  # share of the gap to the level closed per day
+    hazard_z_coef: float = 1.8  # hazard = h0 * exp(-coef * z)
     order_z_coef: float = 0.6  # purchase rate = lambda * exp(coef * z)
-    browse_z_coef: float = 1.0  # browsing rate = rho * exp(coef * z)
+    browse_z_coef: float = 0.6  # browsing rate = rho * exp(coef * z)
     hazard_cap: float = 0.2
 
-    # ---- one order's experience q ~ N(customer quality, 1) and what follows from it -----------
+    # ---- one order's experience q ~ N(customer quality + coef * z, 1) and what follows ---------
+    # (disengaged customers are harder to please: ratings and tickets lead the dropout)
+    experience_z_coef: float = 0.5
     cancel_logit: tuple[float, float] = (-3.4, -0.8)  # intercept, slope on q
     return_logit: tuple[float, float] = (-3.0, -0.9)
     rating_base: float = 3.9  # rating = round(base + slope * q + noise), clipped to 1..5
@@ -71,6 +77,10 @@ class ShopModel:
     adverse_tau_mean: float = 0.35
 
     # ---- volumes that only shape the event stream ------------------------------------------------
+    # browsing-only sessions: P(add to cart) = sigmoid(a + b * z): the disengaged abandon carts
+    browse_cart_logit: tuple[float, float] = (-1.6, -0.8)
+    browse_visit_only_share: float = 0.7  # sessions that are just a login / app open (1 event) at z = 0
+    browse_depth_z_coef: float = 1.5  # ... logit falls by this per unit of z (engaged look further)
     coupon_base_share: float = 0.15  # x price sensitivity: orders with a generic coupon
     campaign_coupon_share: float = 0.6  # treated orders that redeem the campaign's offer code
 

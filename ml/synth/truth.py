@@ -76,8 +76,12 @@ def _no_order_on_path(c: Customers, state: State, cal: Calendar, m: ShopModel, h
 
 def churn_truth(c: Customers, state: State, cal: Calendar, m: ShopModel,
                 horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Customers active at the snapshot (>= 1 completed order) and their true churn probability."""
-    active = np.flatnonzero(state.last_completed >= 0)
+    """Customers active at the snapshot and their true churn probability.
+
+    Active as the pipeline (and its dbt labels) define it: at least one order of any status on
+    or before the snapshot day; churn is no order of any status in the window.
+    """
+    active = np.flatnonzero(state.last_order >= 0)
     p = prob_no_order(c.subset(active), state.take(active), cal, m, horizon)
     return active, p
 

@@ -26,6 +26,7 @@ ACQUISITION = ("organic", "paid_search", "social", "referral", "email", "affilia
 # Some channels bring loyal customers, others bargain hunters: a multiplier on the hazard.
 _ACQ_WEIGHTS = np.array([0.32, 0.24, 0.18, 0.10, 0.08, 0.08])
 _ACQ_HAZARD = np.array([0.85, 1.05, 1.35, 0.7, 0.9, 1.25])
+_ACQ_RATE = np.array([1.1, 0.9, 0.8, 1.25, 1.1, 0.85])  # ... and buy more or less often
 _DEVICE_WEIGHTS = np.array([0.35, 0.3, 0.3, 0.05])
 _DEVICE_BROWSE = np.array([1.4, 1.0, 0.8, 0.9])  # app users browse more
 CONTACT_CHANNELS = ("email", "sms", "push")
@@ -118,9 +119,11 @@ def build_customers(n: int, n_days: int, catalog: Catalog, model: ShopModel,
     price_sensitivity = rng.beta(2.0, 3.0, n)
     age_rate = 1.0 + 0.006 * (age - 38)  # older customers buy a little more often
 
-    lam = _gamma(rng, model.purchase_rate_shape, model.purchase_rate_mean, n) * age_rate
+    lam = (_gamma(rng, model.purchase_rate_shape, model.purchase_rate_mean, n) * age_rate
+           * _ACQ_RATE[acquisition])
     h0 = _gamma(rng, model.hazard_shape, model.hazard_mean, n) * _ACQ_HAZARD[acquisition]
-    rho = _gamma(rng, model.browse_rate_shape, model.browse_rate_mean, n) * _DEVICE_BROWSE[device]
+    rho = (_gamma(rng, model.browse_rate_shape, model.browse_rate_mean, n) * _DEVICE_BROWSE[device]
+           * (lam / model.purchase_rate_mean) ** model.browse_lam_exponent)
     return Customers(
         signup_day=signup,
         signup_second=rng.integers(6 * 3600, 22 * 3600, n).astype(np.int32),
