@@ -144,6 +144,8 @@ def main() -> int:
     parser.add_argument("--clean", action="store_true", help="delete the work folder afterwards")
     parser.add_argument("--full-score-limit", type=int, default=50_000,
                         help="up to this many customers the real ml.score.score runs (default 50,000)")
+    parser.add_argument("--train-customers", type=int, default=TRAIN_CUSTOMERS,
+                        help="size of the shop the champion is trained on (default 20,000)")
     parser.add_argument("--reason-sample", type=int, default=5_000,
                         help="above the limit: customers whose reason codes are timed (default 5,000)")
     args = parser.parse_args()
@@ -154,24 +156,27 @@ def main() -> int:
     from ml.retention import build_marts, decide
     from ml.score import score
     from ml.settings import Settings
-    from ml.train import train
     from ml.transform import build_features
 
     customers = TIERS[args.tier]
     work = args.workdir or Path("/tmp/churnwatch-bench-scoring")
     work.mkdir(parents=True, exist_ok=True)
-    tracking = f"sqlite:///{work / 'registry' / 'mlflow.db'}"
-    (work / "registry").mkdir(exist_ok=True)
+    registry_dir = work / f"registry-{args.train_customers}"
+    registry_dir.mkdir(exist_ok=True)
+    tracking = f"sqlite:///{registry_dir / 'mlflow.db'}"
     setup: dict[str, float] = {}
     print(f"== scoring benchmark, tier {args.tier} ({customers:,} customers), work in {work}", flush=True)
 
     # setup: a champion trained on a small shop, in a registry the big warehouse shares
-    train_settings = Settings.load(raw_dir=_shop(work / "shop-train", TRAIN_CUSTOMERS, 7, setup, "generate_train"),
-                                   warehouse=work / "wh-train", as_of=END_DATE, horizon_days=90,
+    train_settings = Settings.load(raw_dir=_shop(work / f"shop-train-{args.train_customers}", args.train_customers, 7, setup,
+                                                             "generate_train"),
+                                   warehouse=work / f"wh-train-{args.train_customers}", as_of=END_DATE, horizon_days=90,
                                    mlflow_tracking_uri=tracking, retrain=True)
     from ml.registry import alias_version
 
     if alias_version(train_settings, "champion") is None:
+        from ml.train import train
+
         _timed(setup, "ingest_train", ingest, train_settings)
         _timed(setup, "features_train", build_features, train_settings)
         _timed(setup, "train", train, train_settings)
