@@ -171,26 +171,44 @@ def start_process(run_dir: Path, name: str, cmd: list[str], env: dict[str, str])
 
 
 def stop_process(run_dir: Path, name: str, timeout: float = 30) -> bool:
-    """Stop the process group started by :func:`start_process` (TERM, then KILL); True if it ran."""
+    """Stop what :func:`start_process` started: every process of its session (the component, the
+    workers it forked and the task processes they started in process groups of their own) —
+    TERM, then KILL after ``timeout``. True if it was running."""
     pid_file = run_dir / f"{name}.pid"
     if not pid_file.exists():
         return False
     pid = int(pid_file.read_text())
     ran = _alive(pid)
-    if ran:
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.3)
-        if _alive(pid):
-            _signal_group(pid, signal.SIGKILL)
+    members = _session_members(pid)
+    for member in members:
+        _signal(member, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(_alive(m) for m in members) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    for member in _session_members(pid) | {m for m in members if _alive(m)}:
+        _signal(member, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return ran
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def _session_members(session_id: int) -> set[int]:
+    """The live processes whose session is ``session_id`` (from /proc; the leader included)."""
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id and fields[0] != "Z":  # fields after "(comm)": state, ppid, pgrp, session
+            members.add(int(stat.parent.name))
+    if _alive(session_id):
+        members.add(session_id)
+    return members
+
+
+def _signal(pid: int, sig: int) -> None:
     try:
-        os.killpg(pid, sig)  # the session leader's group: the component and the workers it forked
+        os.kill(pid, sig)
     except ProcessLookupError:
         pass
 
@@ -203,7 +221,7 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:  # a zombie is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
 
