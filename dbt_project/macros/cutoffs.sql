@@ -64,6 +64,10 @@
         {{ return('null') }}
     {%- endif -%}
     {%- set spine = ref('int_cutoffs_enumerated') -%}
+    {%- if adapter.get_relation(database=spine.database, schema=spine.schema,
+                                identifier=spine.identifier) is none -%}
+        {{ return('null') }}  {#- e.g. `dbt compile` before the spine was ever built -#}
+    {%- endif -%}
     {%- set existing = adapter.get_relation(
         database=target.database, schema=schema, identifier=relation_name) -%}
     {%- set query -%}

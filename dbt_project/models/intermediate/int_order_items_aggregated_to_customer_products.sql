@@ -36,12 +36,23 @@ bought as (
 
 ),
 
+{% if is_incremental() %}
+known_products as (
+
+    -- what this run's customers bought before (a small slice of the table)
+    select customer_id, product_id, product_category
+    from {{ this }}
+    where customer_id in (select customer_id from bought)
+
+),
+{% endif %}
+
 new_products as (
 
     select * from bought
     {%- if is_incremental() %}
     where not exists (
-        select 1 from {{ this }} as known
+        select 1 from known_products as known
         where known.customer_id = bought.customer_id
           and known.product_id = bought.product_id
     )
@@ -60,7 +71,7 @@ flagged as (
         ) = 1
         {%- if is_incremental() %}
         and not exists (
-            select 1 from {{ this }} as known
+            select 1 from known_products as known
             where known.customer_id = new_products.customer_id
               and known.product_category = new_products.product_category
         )
