@@ -238,9 +238,20 @@ def port_free(port: int) -> bool:
 def start_mlflow(warehouse: Path, port: int) -> None:
     settings = Settings.load(warehouse=warehouse)
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [_bin("mlflow"), "ui", "--host", HOST, "--port", str(port),
+    cmd = [_bin("mlflow"), "ui", "--host", HOST, "--port", str(port), "--workers", "1",
            "--backend-store-uri", settings.tracking_uri, "--default-artifact-root", settings.artifact_root]
-    start_process(settings.warehouse / "run", "mlflow", cmd, dict(os.environ))
+    start_process(settings.warehouse / "run", "mlflow", cmd, bytecode_cache_env(dict(os.environ)))
+
+
+def wait_for_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(2)
+    return False
 
 
 def serve_dbt_docs(warehouse: Path, port: int) -> None:
@@ -292,9 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     except TimeoutError as exc:
         print(f"churnwatch: {exc}", file=sys.stderr)
         return 1
+    mlflow_up = wait_for_http(f"http://{HOST}:{args.mlflow_port}/health", timeout=180)
     print(f"""
   Airflow UI   http://{HOST}:{args.airflow_port}    login: {airflow.user} / {airflow.password}
-  MLflow UI    http://{HOST}:{args.mlflow_port}
+  MLflow UI    http://{HOST}:{args.mlflow_port}{"" if mlflow_up else "    (still starting: see " + str(airflow.run_dir / "mlflow.log") + ")"}
   warehouse    {airflow.warehouse}    (logs: {airflow.run_dir})
   stop with    make down
 """)
