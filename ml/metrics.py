@@ -40,22 +40,63 @@ def expected_calibration_error(y_true, prob, n_bins: int = 10) -> float:
     return float(sum(len(b) / len(y) * abs(p[b].mean() - y[b].mean()) for b in bins if len(b)))
 
 
+def _top_share_positives(y: np.ndarray, score: np.ndarray, share: float) -> tuple[float, int]:
+    """Expected positives among the top ``share`` by score, ties at the boundary shared evenly."""
+    k = max(1, int(round(len(y) * share)))
+    threshold = np.sort(score)[::-1][k - 1]
+    above, tied = score > threshold, score == threshold
+    fraction = (k - above.sum()) / tied.sum()
+    return float(y[above].sum() + fraction * y[tied].sum()), k
+
+
 def lift_at(y_true, score, share: float) -> float:
     """Churn rate among the top ``share`` by score ÷ overall churn rate."""
     y, s = np.asarray(y_true, float), np.asarray(score, float)
-    k = max(1, int(round(len(y) * share)))
-    top = np.argsort(-s, kind="stable")[:k]
+    found, k = _top_share_positives(y, s, share)
     base = y.mean()
-    return float(y[top].mean() / base) if base > 0 else float("nan")
+    return float(found / k / base) if base > 0 else float("nan")
 
 
 def recall_at(y_true, score, share: float) -> float:
     """Share of all churners found in the top ``share`` by score."""
     y, s = np.asarray(y_true, float), np.asarray(score, float)
-    k = max(1, int(round(len(y) * share)))
-    top = np.argsort(-s, kind="stable")[:k]
+    found, _ = _top_share_positives(y, s, share)
     total = y.sum()
-    return float(y[top].sum() / total) if total > 0 else float("nan")
+    return float(found / total) if total > 0 else float("nan")
+
+
+def segment_auc(y_true, score, segments) -> dict[str, float]:
+    """AUC within each segment (segments with one class only are left out)."""
+    y, s, g = np.asarray(y_true), np.asarray(score, float), np.asarray(segments, dtype=object)
+    out = {}
+    for name in sorted({str(v) for v in g}):
+        mask = g.astype(str) == name
+        value = auc(y[mask], s[mask])
+        if value == value:
+            out[name] = value
+    return out
+
+
+def calibration_table(y_true, prob, n_bins: int = 10) -> dict[str, np.ndarray]:
+    """Equal-mass bins: mean predicted probability, observed rate and share per bin (for plots)."""
+    y, p = np.asarray(y_true, float), np.asarray(prob, float)
+    bins = [b for b in np.array_split(np.argsort(p, kind="stable"), n_bins) if len(b)]
+    return {
+        "predicted": np.array([p[b].mean() for b in bins]),
+        "observed": np.array([y[b].mean() for b in bins]),
+        "share": np.array([len(b) / len(y) for b in bins]),
+    }
+
+
+def gains_table(y_true, score, points: int = 100) -> dict[str, np.ndarray]:
+    """Cumulative gains and lift: share of churners found in the top share of customers by score."""
+    y = np.asarray(y_true, float)
+    order = np.argsort(-np.asarray(score, float), kind="stable")
+    found = np.cumsum(y[order])
+    idx = np.unique(np.linspace(1, len(y), min(points, len(y))).round().astype(int)) - 1
+    share = (idx + 1) / len(y)
+    gains = found[idx] / max(found[-1], 1.0)
+    return {"share": share, "gains": gains, "lift": gains / share}
 
 
 def classification_report(y_true, prob) -> dict[str, float]:

@@ -1,0 +1,80 @@
+"""A one-page model card (markdown), logged with every training run as ``model_card.md``."""
+from __future__ import annotations
+
+BASELINES = ("days_since_last_order", "rfm_logistic", "bgnbd")
+
+
+def _f(value, digits: int = 4) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if v != v else f"{v:.{digits}f}"
+
+
+def _metrics_table(metrics: dict) -> list[str]:
+    rows = ["| model | AUC | PR-AUC | Brier | ECE | lift@10% |", "|---|---|---|---|---|---|"]
+    rows.append(
+        f"| **LightGBM (calibrated)** | **{_f(metrics.get('test_auc'))}** | {_f(metrics.get('test_pr_auc'))} | "
+        f"{_f(metrics.get('test_brier'))} | {_f(metrics.get('test_ece'))} | {_f(metrics.get('test_lift_at_10pct'), 2)} |"
+    )
+    for name in BASELINES:
+        m = {k: metrics.get(f"baseline_{name}_{k}") for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10pct")}
+        rows.append(f"| {name} | {_f(m['auc'])} | {_f(m['pr_auc'])} | {_f(m['brier'])} | {_f(m['ece'])} | {_f(m['lift_at_10pct'], 2)} |")
+    return rows
+
+
+def _segments(metrics: dict) -> str:
+    parts = []
+    for key, value in sorted(metrics.items()):
+        if key.startswith("segment_auc/"):
+            _, dim, level = key.split("/", 2)
+            if dim in ("tenure", "orders"):
+                parts.append(f"{dim} {level}: {_f(value, 3)}")
+    return "; ".join(parts) or "–"
+
+
+def render_model_card(settings, tags: dict, split, metrics: dict, best, trials: list, data, top_features: list[str],
+                      backtest, production) -> str:
+    """Everything a model owner needs on one page: data, method, results against baselines, caveats."""
+    params = {k: best.params[k] for k in ("num_leaves", "min_data_in_leaf", "feature_fraction", "lambda_l2", "learning_rate")}
+    if "scale_pos_weight" in best.params:
+        params["scale_pos_weight"] = round(best.params["scale_pos_weight"], 3)
+    lines = [
+        f"# Model card — {settings.registered_model_name}",
+        "",
+        f"**Predicts** the probability that a customer with at least one order places **no order in the next "
+        f"{settings.horizon_days} days** after the as-of date (non-contractual churn). Also carries a 365-day "
+        "value forecast (BG/NBD × Gamma-Gamma) and per-customer reason codes (TreeSHAP contributions).",
+        "",
+        "## Data",
+        f"- As-of date {tags['as_of_date']}; training cutoffs {split.full[0]} … {split.test} "
+        f"(every {settings.cutoff_step_days} days, {len(split.full)} cutoffs); labels observed up to {tags['label_window_end']}.",
+        f"- Backtest: fitted on {len(split.honest)} cutoffs up to {split.valid} ({int(data.rows(split.honest).sum()):,} rows), "
+        f"tested on {split.test} ({int(metrics.get('test_rows', 0)):,} customers, churn rate {_f(metrics.get('test_base_rate'), 3)})."
+        + ("" if split.is_honest else " **History too short: the fitting labels overlap the test window.**"),
+        f"- {len(data.spec.features)} features (set {tags['feature_set_hash']}), strongest: {', '.join(top_features[:8])}.",
+        "",
+        "## Method",
+        f"- LightGBM, customer-grouped {settings.train_cv_folds}-fold cross-fitting: early stopping and calibration on "
+        f"out-of-fold margins at the validation cutoff; {len(trials)} seeded search trials; chosen {params}, "
+        f"{best.num_iteration} trees (out-of-fold AUC {_f(best.score)}).",
+        f"- Calibration: {backtest.calibrator.method} (backtest), {production.calibrator.method} (production).",
+        f"- Production booster {'refitted on all ' + str(len(split.full)) + ' full-label cutoffs, calibrated out of fold at ' + str(split.test) if production is not backtest else 'is the backtest booster'}.",
+        "",
+        f"## Results on the test cutoff {split.test}",
+        *_metrics_table(metrics),
+        "",
+        f"- Recall in the top 10% / 20%: {_f(metrics.get('test_recall_at_10pct'), 3)} / {_f(metrics.get('test_recall_at_20pct'), 3)}.",
+        f"- AUC by segment: {_segments(metrics)}.",
+        f"- Value forecast over {int(metrics.get('value_eval_window_days', 0))} days: MAE {_f(metrics.get('value_mae'), 2)} "
+        f"(naive past-year spend {_f(metrics.get('value_naive_mae'), 2)}), total error {_f(metrics.get('value_total_relative_error'), 3)}, "
+        f"rank correlation {_f(metrics.get('value_spearman'), 3)}.",
+        "",
+        "## Caveats",
+        "- Reason codes explain the model's score, not the cause of churn; an intervention's effect needs the campaign's control group.",
+        "- Calibration is fitted on one cutoff; a season unlike it (e.g. a holiday peak inside the horizon) shifts the base rate.",
+        "- Customers without any order are out of scope; a customer's first weeks carry little evidence.",
+        f"- Code {tags['code_version']}; gate: AUC gain ≥ {settings.promotion_min_auc_gain}, ECE increase ≤ {settings.promotion_max_ece_increase}.",
+    ]
+    return "\n".join(lines) + "\n"
