@@ -419,13 +419,21 @@ def test_run_with_a_bad_batch_stops_before_anything_is_published(baseline, tmp_p
 
 
 def test_run_with_amounts_in_cents_fails_the_feature_gate(baseline, tmp_path):
-    """Every row is valid, but spend is 100x the last good run's: the learnt bounds stop it."""
+    """Every row is valid, but spend is 100x the last good run's: the learnt bounds stop it.
+
+    The feature models are incremental (they only add days after the last one built), so the
+    restated history reaches the features on a full build, as after a dbt change: the copy drops
+    the feature layer's tables to get one.
+    """
     raw = derive_shop(baseline.shop, tmp_path / "raw")
     header, rows = read_rows(raw / "orders.csv")
     for r in rows:
         r[header.index("amount")] = f"{float(r[header.index('amount')]) * 100:.0f}"
     write_rows(raw / "orders.csv", header, rows)
     warehouse = copy_warehouse(baseline, tmp_path / "w", full=True)
+    con = duckdb.connect(str(warehouse / "churnwatch.duckdb"))
+    con.execute("drop schema staging cascade; drop schema intermediate cascade; drop schema marts cascade")
+    con.close()
     proc = _run(baseline, raw, warehouse)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
