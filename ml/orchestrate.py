@@ -119,7 +119,22 @@ def main(argv: list[str]) -> int:
     state = str(getattr(run, "state", "unknown"))
     failed = [ti.task_id for ti in run.get_task_instances() if str(ti.state) not in ("success", "skipped")] if run else []
     print(f"churnwatch: DAG {dag_id} finished with state {state}" + (f"; not successful: {', '.join(failed)}" if failed else ""))
-    return 0 if state.endswith("success") else 1
+    if state.endswith("success"):
+        return 0
+    for alert in _alerts_for(conf, getattr(run, "run_id", None))[:1]:  # the first failure is the cause
+        print(f"churnwatch: error: {alert['task_id']}: {alert['error']}", file=sys.stderr)
+    return 1
+
+
+def _alerts_for(conf: dict, run_id: str | None) -> list[dict]:
+    """The alert lines the failure callback recorded for this run, oldest first."""
+    from ml.settings import settings_from_params
+
+    path = settings_from_params(conf).warehouse / "alerts" / "alerts.jsonl"
+    if run_id is None or not path.exists():
+        return []
+    alerts = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [a for a in alerts if a.get("run_id") == run_id]
 
 
 if __name__ == "__main__":

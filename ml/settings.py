@@ -63,7 +63,7 @@ class Settings:
     value_tier_medium_share: float = 0.30  # the next share: "medium"; the rest "low"
     risk_alert_min_increase: float = 0.15  # probability rise since the previous scoring that alerts
     # resources
-    duckdb_memory_limit: str = "6GB"
+    duckdb_memory_limit: str = "5GB"  # keeps tier-M peak RSS under 6 GB (benchmarks/results/features-M.json)
     duckdb_threads: int = 2
     # security: salt for hashing PII, never committed; tests and demo set their own
     pii_salt: str = field(default="", repr=False)
