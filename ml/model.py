@@ -1,60 +1,185 @@
-"""The churn model as one MLflow pyfunc: LightGBM booster + calibrator + feature schema.
+"""The churn model as one MLflow pyfunc: feature schema, two calibrated boosters, a value model.
 
-Packaging the calibrator and the categorical levels with the booster means whatever holds the
-``champion`` alias is complete: scoring loads ``models:/<name>@champion`` and needs nothing else.
+Packaging everything with the booster means whatever holds the ``champion`` alias is complete:
+scoring loads ``models:/<name>@champion`` and needs nothing else.
+
+- ``production``: the booster and calibrator that score customers (fitted on every cutoff whose
+  label window is complete, see ml/train.py);
+- ``backtest``: the honest twin fitted only on labels observable at the test cutoff. The
+  promotion gate compares two versions' backtest scorers on the same test cutoff, which stays
+  fair even when a version's production booster has seen that cutoff's labels;
+- ``value``: predicted spend over the next 365 days (BG/NBD + Gamma-Gamma, see ml/value.py).
+
+Features become one float32 matrix, column by column, from a pandas frame or an Arrow table; text
+columns become category codes of the training levels (unknown levels are missing, never invented).
 ``contributions`` exposes LightGBM's native per-feature contributions for reason codes.
 """
 from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
+# LightGBM's OpenMP threads spin while waiting by default; on a shared machine that turns every
+# tree into a fight for the cores (measured: 10-20x slower under load). Set before it starts.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ID_COLUMNS = ("customer_id", "as_of_date")
 LABEL_COLUMNS = ("is_churned", "is_backtest_cutoff", "horizon_days", "cutoff_role")
+# the season of the cutoff, derived from as_of_date: lets the booster learn the yearly rhythm of
+# churn once the training cutoffs span a year (with fewer it is harmless, see ml/train.py)
+CALENDAR_FEATURES = ("cutoff_day_of_year_sin", "cutoff_day_of_year_cos")
 
 
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    """Every column of customer_features except identifiers and labels."""
+def feature_columns(columns) -> list[str]:
+    """Every column of customer_features except identifiers and labels, in table order."""
     skip = set(ID_COLUMNS) | set(LABEL_COLUMNS)
-    return [c for c in frame.columns if c not in skip]
+    return [c for c in columns if c not in skip]
 
 
-def prepare_matrix(frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
-    """Select features in a fixed order; text columns become categoricals with training levels."""
-    out = pd.DataFrame(index=frame.index)
-    for col in features:
-        if col in categories:
-            out[col] = pd.Categorical(frame[col].astype("string") if col in frame else None, categories=categories[col])
-        elif col in frame:
-            out[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-        else:  # a feature the data no longer has: missing, never invented
-            out[col] = np.nan
-    return out
+def _column(data, name: str) -> np.ndarray | None:
+    """One column of a pandas frame or an Arrow table as numpy (None when absent)."""
+    if name in CALENDAR_FEATURES:
+        return _calendar(data, name)
+    if isinstance(data, pd.DataFrame):
+        return data[name].to_numpy() if name in data.columns else None
+    if name not in data.column_names:
+        return None
+    return data.column(name).to_numpy(zero_copy_only=False)
+
+
+def _calendar(data, name: str) -> np.ndarray | None:
+    as_of = _column(data, "as_of_date")
+    if as_of is None:
+        return None
+    angle = 2 * np.pi * (pd.DatetimeIndex(pd.to_datetime(as_of)).day_of_year.to_numpy(float) - 1) / 365.25
+    return np.sin(angle) if name.endswith("_sin") else np.cos(angle)
+
+
+def is_text(values: np.ndarray) -> bool:
+    return values.dtype == object or values.dtype.kind in ("U", "S", "T")
+
+
+@dataclass
+class FeatureSpec:
+    """Which columns feed the booster, in which order, and the levels of the text columns."""
+
+    features: list[str]
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    medians: dict[str, float] = field(default_factory=dict)  # typical value, for reason wording
+
+    @classmethod
+    def from_data(cls, data, features: list[str], rows: np.ndarray | None = None) -> "FeatureSpec":
+        """Levels and medians learned from ``data`` (restricted to ``rows`` when given)."""
+        categories, medians = {}, {}
+        for name in features:
+            values = _column(data, name)
+            values = values if rows is None else values[rows]
+            if is_text(values):
+                present = pd.Series(values).dropna().astype(str)
+                categories[name] = sorted(present.unique().tolist())
+            else:
+                numeric = values.astype(float)
+                medians[name] = float(np.nanmedian(numeric)) if np.isfinite(numeric).any() else 0.0
+        return cls(features, categories, medians)
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The data columns the matrix is built from (calendar features come from as_of_date)."""
+        raw = [f for f in self.features if f not in CALENDAR_FEATURES]
+        return raw + (["as_of_date"] if len(raw) < len(self.features) else [])
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, name in enumerate(self.features) if name in self.categories]
+
+    def matrix(self, data) -> np.ndarray:
+        """The booster's input: float32, one column per feature, NaN where unknown."""
+        n = len(data) if isinstance(data, pd.DataFrame) else data.num_rows
+        out = np.full((n, len(self.features)), np.nan, dtype=np.float32)
+        for j, name in enumerate(self.features):
+            values = _column(data, name)
+            if values is None:
+                continue  # a feature the data no longer has: missing, never invented
+            if name in self.categories:
+                text = pd.Series(values, dtype="object").where(pd.notna(values), None).astype("string")
+                codes = pd.Index(self.categories[name], dtype="string").get_indexer(text)  # -1: unknown or missing
+                out[:, j] = np.where(codes >= 0, codes, np.nan)
+            else:
+                out[:, j] = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float32, na_value=np.nan)
+        return out
+
+    def value_side(self, data) -> pd.DataFrame:
+        """Per feature: 1 above the training median, 0 at or below, -1 missing (a reason's wording)."""
+        cols = {}
+        for name in self.features:
+            values = _column(data, name)
+            if name in self.medians and values is not None:
+                v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+                cols[name] = np.where(np.isnan(v), -1, (v > self.medians[name]).astype(np.int8)).astype(np.int8)
+            else:
+                cols[name] = np.zeros(len(data), dtype=np.int8)
+        return pd.DataFrame(cols, index=data.index if isinstance(data, pd.DataFrame) else None)
+
+
+@dataclass
+class Scorer:
+    """A booster, the number of trees to use, and the calibrator from its margin to a probability."""
+
+    booster: object
+    num_iteration: int
+    calibrator: object | None
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, num_iteration=self.num_iteration, raw_score=True)
+
+    def proba(self, X: np.ndarray) -> np.ndarray:
+        m = self.margin(X)
+        if self.calibrator is None:
+            return 1.0 / (1.0 + np.exp(-m))
+        return np.clip(self.calibrator.predict(m), 0.0, 1.0)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Per-feature contributions to the margin (log-odds); the bias column is dropped."""
+        return self.booster.predict(X, num_iteration=self.num_iteration, pred_contrib=True)[:, :-1]
 
 
 class ChurnModel(mlflow.pyfunc.PythonModel):
-    """Calibrated churn probability for the horizon the model was trained on."""
+    """Calibrated churn probability for the horizon the model was trained on, and 365-day value."""
 
-    def __init__(self, booster, calibrator, features: list[str], categories: dict[str, list[str]], horizon_days: int):
-        self.booster = booster
-        self.calibrator = calibrator
-        self.features = features
-        self.categories = categories
+    def __init__(self, spec: FeatureSpec, production: Scorer, backtest: Scorer, horizon_days: int, value=None):
+        self.spec = spec
+        self.production = production
+        self.backtest = backtest
         self.horizon_days = horizon_days
+        self.value = value
 
-    def raw_score(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(prepare_matrix(frame, self.features, self.categories))
+    @property
+    def features(self) -> list[str]:
+        return self.spec.features
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        raw = self.raw_score(frame)
-        return np.clip(self.calibrator.predict(raw), 0.0, 1.0) if self.calibrator is not None else raw
+    def predict_proba(self, frame) -> np.ndarray:
+        return self.production.proba(self.spec.matrix(frame))
+
+    def backtest_proba(self, frame) -> np.ndarray:
+        """The honest twin's probability: what the promotion gate compares on a test cutoff."""
+        return self.backtest.proba(self.spec.matrix(frame))
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Per-feature contributions to the raw (log-odds) score; the bias column is dropped."""
-        X = prepare_matrix(frame, self.features, self.categories)
-        contrib = self.booster.predict(X, pred_contrib=True)
-        return pd.DataFrame(contrib[:, :-1], columns=self.features, index=frame.index)
+        contrib = self.production.contributions(self.spec.matrix(frame))
+        return pd.DataFrame(contrib, columns=self.features, index=frame.index)
+
+    def value_side(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return self.spec.value_side(frame)
+
+    def predicted_value(self, frame: pd.DataFrame) -> np.ndarray:
+        """Expected spend over the next 365 days (NaN-free; zero without a value model)."""
+        if self.value is None:
+            return np.zeros(len(frame))
+        return self.value.predict(frame)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return pd.DataFrame({"churn_probability": self.predict_proba(model_input)}, index=model_input.index)

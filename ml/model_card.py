@@ -35,7 +35,7 @@ def _segments(metrics: dict) -> str:
 
 
 def render_model_card(settings, tags: dict, split, metrics: dict, best, trials: list, data, top_features: list[str],
-                      backtest, production) -> str:
+                      backtest, production, value_kind: str) -> str:
     """Everything a model owner needs on one page: data, method, results against baselines, caveats."""
     params = {k: best.params[k] for k in ("num_leaves", "min_data_in_leaf", "feature_fraction", "lambda_l2", "learning_rate")}
     if "scale_pos_weight" in best.params:
@@ -67,9 +67,11 @@ def render_model_card(settings, tags: dict, split, metrics: dict, best, trials: 
         "",
         f"- Recall in the top 10% / 20%: {_f(metrics.get('test_recall_at_10pct'), 3)} / {_f(metrics.get('test_recall_at_20pct'), 3)}.",
         f"- AUC by segment: {_segments(metrics)}.",
-        f"- Value forecast over {int(metrics.get('value_eval_window_days', 0))} days: MAE {_f(metrics.get('value_mae'), 2)} "
-        f"(naive past-year spend {_f(metrics.get('value_naive_mae'), 2)}), total error {_f(metrics.get('value_total_relative_error'), 3)}, "
-        f"rank correlation {_f(metrics.get('value_spearman'), 3)}.",
+        f"- Value ({value_kind}) checked over {int(metrics.get('value_eval_window_days', 0))} days on "
+        f"{int(metrics.get('value_eval_customers', 0)):,} customers: MAE {_f(metrics.get('value_mae'), 2)} "
+        f"(naive past-year spend {_f(metrics.get('value_naive_mae'), 2)}), total error {_f(metrics.get('value_total_relative_error'), 3)} "
+        f"(naive {_f(metrics.get('value_naive_total_relative_error'), 3)}), rank correlation {_f(metrics.get('value_spearman'), 3)} "
+        f"(naive {_f(metrics.get('value_naive_spearman'), 3)}).",
         "",
         "## Caveats",
         "- Reason codes explain the model's score, not the cause of churn; an intervention's effect needs the campaign's control group.",

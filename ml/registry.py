@@ -2,10 +2,12 @@
 
 Every training run registers a version and gives it alias ``challenger``; the promotion gate
 moves ``champion``. Scoring always resolves ``models:/<name>@champion`` at run time, so moving the
-alias by hand in the MLflow UI is honoured by the next scoring run, and rollback is moving it back.
+alias by hand in the MLflow UI is honoured by the next scoring run, and rollback is moving it back
+(``rollback`` does that to the champion before the current one, as recorded by ``promote``).
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from dataclasses import dataclass
@@ -65,6 +67,42 @@ def tag_version(settings: Settings, version: str, tags: dict[str, str]) -> None:
     client = configure(settings)
     for k, v in tags.items():
         client.set_model_version_tag(settings.registered_model_name, str(version), k, str(v))
+
+
+def version_tags(settings: Settings, version: str) -> dict[str, str]:
+    client = configure(settings)
+    return dict(client.get_model_version(settings.registered_model_name, str(version)).tags)
+
+
+def promote(settings: Settings, version: str, reason: str, remember_previous: bool = True) -> None:
+    """Move ``champion`` to ``version`` and record when, why and from which version (for rollback)."""
+    tags = {"champion_since": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "champion_reason": reason}
+    previous = alias_version(settings, CHAMPION)
+    if remember_previous and previous is not None and previous.version != str(version):
+        tags["previous_champion"] = previous.version
+    tag_version(settings, version, tags)
+    set_alias(settings, CHAMPION, version)
+
+
+def rollback(settings: Settings) -> ModelRef:
+    """Move ``champion`` back to the version that held it before the current one."""
+    current = alias_version(settings, CHAMPION)
+    if current is None:
+        raise RuntimeError(f"no '{CHAMPION}' to roll back for model '{settings.registered_model_name}'")
+    previous = version_tags(settings, current.version).get("previous_champion", "")
+    if not previous:
+        raise RuntimeError(f"{settings.registered_model_name} v{current.version} has no previous champion to roll back to")
+    promote(settings, previous, f"rollback from v{current.version}", remember_previous=False)
+    return alias_version(settings, CHAMPION)
+
+
+def load_version(settings: Settings, version: str):
+    """The python model of one registered version."""
+    import mlflow.pyfunc
+
+    configure(settings)
+    loaded = mlflow.pyfunc.load_model(f"models:/{settings.registered_model_name}/{version}")
+    return loaded.unwrap_python_model()
 
 
 def version_metrics(settings: Settings, version: str) -> dict[str, float]:

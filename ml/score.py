@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from ml import registry
-from ml.reasons import top_reasons
+from ml.reasons import catalog_from_frame, read_catalog, top_reasons
 from ml.settings import Settings
-from ml.warehouse import connect, fetch_frame
+from ml.warehouse import connect, fetch_frame, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,23 @@ def load_population(settings: Settings) -> pd.DataFrame:
         )
 
 
-def predicted_value(population: pd.DataFrame) -> np.ndarray:
-    """Spend expected over the next 365 days if the customer stays: last year's spend as baseline."""
+def predicted_value(population: pd.DataFrame, model=None) -> np.ndarray:
+    """Spend expected over the next 365 days: the model's value forecast (BG/NBD × Gamma-Gamma),
+    or last year's spend for a model without one."""
+    if getattr(model, "value", None) is not None:
+        return model.predicted_value(population)
     col = "amount_365d" if "amount_365d" in population else None
     if col is None:
         return np.zeros(len(population))
     return population[col].fillna(0.0).to_numpy(float)
+
+
+def reason_catalog(settings: Settings) -> dict:
+    """Readable reasons: the dbt seed table ``marts.reason_catalog`` when built, else the seed CSV."""
+    with connect(settings, read_only=True) as con:
+        if table_exists(con, "marts", "reason_catalog"):
+            return catalog_from_frame(fetch_frame(con, "select * from marts.reason_catalog"))
+    return read_catalog(settings.dbt_project_dir / "seeds" / "reason_catalog.csv")
 
 
 def score(settings: Settings, scored_at: dt.datetime | None = None) -> dict:
@@ -59,8 +70,9 @@ def score(settings: Settings, scored_at: dt.datetime | None = None) -> dict:
         raise RuntimeError(f"no customers to score at {settings.as_of}: marts.customer_features has no rows for it")
 
     prob = model.predict_proba(population)
-    reasons = top_reasons(model.contributions(population), k=3)
-    value = predicted_value(population)
+    reasons = top_reasons(model.contributions(population), k=3, catalog=reason_catalog(settings),
+                          sides=model.value_side(population))
+    value = predicted_value(population, model)
     scored_at = scored_at or dt.datetime.combine(settings.as_of + dt.timedelta(days=1), dt.time())
     scores = pd.DataFrame(
         {

@@ -53,6 +53,11 @@ class Settings:
     seed: int = 42
     promotion_min_auc_gain: float = 0.002
     promotion_max_ece_increase: float = 0.01
+    train_search_trials: int = 6  # LightGBM settings tried (the defaults first), each cross-fitted
+    train_cv_folds: int = 3  # customer folds for early stopping and out-of-fold calibration
+    train_refit: bool = True  # production booster refitted on every full-label cutoff
+    train_threads: int = 2
+    calibration_method: str = "auto"  # auto | isotonic | platt
     mlflow_tracking_uri: str | None = None  # default: sqlite under the warehouse
     # retention
     campaign_budget: float = 10_000.0

@@ -1,10 +1,22 @@
-"""Train: LightGBM on ``marts.training_examples`` with an honest time split, tracked in MLflow.
+"""Train: LightGBM on ``marts.training_examples`` with an honest rolling-origin backtest, in MLflow.
 
-The split simulates standing at the backtest cutoff t0 (the latest cutoff whose label window is
-complete): only labels observable by t0 may train or tune the model, so the validation cutoff is
-the latest one with ``t + horizon <= t0`` and training uses the cutoffs before it. The test is
-cutoff t0 itself. Every run registers a model version with alias ``challenger``; the promotion
-gate then decides whether it becomes ``champion``.
+Standing at the backtest cutoff t0 (the latest cutoff whose label window is complete), only labels
+observable by t0 may fit, tune or calibrate the model: those of the cutoffs ``t`` with
+``t + horizon <= t0`` (the *honest* cutoffs; the latest of them is the validation cutoff).
+
+The same customers appear at every cutoff, and a customer who has left stays left, so a
+validation set of the *same* customers at a later cutoff rewards memorising customers: early
+stopping then runs to thousands of trees that do worse on new data. Hence every fit is
+cross-fitted over customer folds: fold k's booster trains on the other folds' customers at all
+honest cutoffs and is early-stopped on fold k's customers at the validation cutoff. The folds'
+out-of-fold margins at that cutoff pick the hyper-parameters (a small seeded search), fix the
+number of trees and fit the calibrator. The backtest booster is then fitted on every honest row
+and evaluated on t0 against three baselines.
+
+The production booster repeats the recipe one horizon later: refitted on every full-label cutoff
+(including t0) with the tuned settings and tree count, and calibrated on out-of-fold margins at
+t0, so the customers scored today get the freshest labels and the latest season's calibration.
+Both scorers travel in the registered model; the promotion gate compares backtest scorers.
 """
 from __future__ import annotations
 
@@ -12,34 +24,57 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import subprocess
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ml import registry
-from ml.metrics import classification_report
-from ml.model import ChurnModel, feature_columns, prepare_matrix
+from ml import plots, registry
+from ml.baselines import btyd_inputs, fit_baselines, fit_bgnbd
+from ml.calibration import fit_calibrator
+from ml.metrics import auc, classification_report, segment_auc
+from ml.model import CALENDAR_FEATURES, ChurnModel, FeatureSpec, Scorer, feature_columns
+from ml.model_card import render_model_card
 from ml.settings import REPO_ROOT, Settings
-from ml.warehouse import connect, fetch_frame
+from ml.value import VALUE_DAYS, BTYDValue, evaluate_btyd, fit_value
+from ml.warehouse import connect
 
 log = logging.getLogger(__name__)
 
 LGBM_PARAMS = {
     "objective": "binary",
+    "metric": "binary_logloss",
     "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 50,
-    "feature_fraction": 0.8,
+    "num_leaves": 15,
+    "min_data_in_leaf": 100,
+    "feature_fraction": 0.7,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
-    "lambda_l2": 1.0,
+    "lambda_l2": 10.0,
+    "cat_smooth": 50.0,
+    "min_data_per_group": 200,
+    "max_cat_to_onehot": 8,
     "verbose": -1,
     "deterministic": True,
     "force_row_wise": True,
 }
+SEARCH_SPACE = {  # bounded: every trial is one draw from these, seeded
+    "num_leaves": [7, 15, 31, 63],
+    "min_data_in_leaf": [50, 100, 200, 400],
+    "feature_fraction": [0.5, 0.7, 0.9],
+    "lambda_l2": [0.0, 1.0, 10.0, 30.0],
+    "balance_classes": [False, True],  # scale_pos_weight = negatives / positives
+}
+MAX_ROUNDS, PATIENCE = 3000, 50
+# the columns baselines, value model and segments read besides the booster's matrix
+INFO_COLUMNS = ("days_since_last_order", "days_since_first_order", "mean_days_between_orders",
+                "count_orders_lifetime", "amount_lifetime", "amount_365d")
+MAX_SEGMENT_LEVELS = 12
+SHAP_SAMPLE = 2000
 
 
 @dataclass
@@ -50,6 +85,8 @@ class TrainResult:
     promoted: bool
     decision: str
     seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    backtest: pd.DataFrame | None = None  # customer_id, is_churned, churn_probability at the test cutoff
 
     def to_dict(self) -> dict:
         return {
@@ -59,76 +96,259 @@ class TrainResult:
             "promoted": self.promoted,
             "decision": self.decision,
             "seconds": round(self.seconds, 2),
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
         }
+
+
+class Timer:
+    """Wall time per phase, and wall and CPU time spent inside LightGBM's own training."""
+
+    def __init__(self):
+        self.phases: dict[str, float] = {}
+        self.lightgbm = 0.0
+        self.lightgbm_cpu = 0.0
+        self.fits = 0
+
+    @contextmanager
+    def phase(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - started
+
+    def fit(self, *args, **kwargs):
+        import lightgbm as lgb
+
+        started, cpu = time.perf_counter(), time.process_time()
+        try:
+            return lgb.train(*args, **kwargs)
+        finally:
+            self.lightgbm += time.perf_counter() - started
+            self.lightgbm_cpu += time.process_time() - cpu
+            self.fits += 1
+
+    def summary(self) -> dict[str, float]:
+        return {**self.phases, "lightgbm_fit": self.lightgbm, "lightgbm_fit_cpu": self.lightgbm_cpu,
+                "lightgbm_fits": float(self.fits)}
 
 
 # ---- data ------------------------------------------------------------------------------------
 
 
-def load_examples(settings: Settings) -> pd.DataFrame:
-    """DuckDB → Arrow → pandas in one columnar transfer, never row by row."""
+@dataclass
+class Examples:
+    """Training examples as the booster's matrix plus the few columns everything else needs."""
+
+    table: object  # pyarrow.Table, as loaded
+    spec: FeatureSpec
+    X: np.ndarray  # float32 feature matrix
+    y: np.ndarray  # 0/1
+    cutoff: np.ndarray  # datetime64[D] per row
+    fold: np.ndarray  # customer fold per row
+    info: pd.DataFrame  # customer_id, as_of_date and INFO_COLUMNS + segment columns
+
+    def rows(self, cutoffs) -> np.ndarray:
+        return np.isin(self.cutoff, np.array(list(cutoffs), dtype="datetime64[D]"))
+
+    def frame(self, rows: np.ndarray) -> pd.DataFrame:
+        """Full rows (every column) as pandas, for a model's pyfunc interface."""
+        return self.table.take(np.flatnonzero(rows)).to_pandas()
+
+
+def _floats(table):
+    """DECIMAL (and HUGEINT) columns as float64: models want floats."""
+    import pyarrow as pa
+
+    fields = [pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields))
+
+
+def load_examples(settings: Settings):
+    """DuckDB → Arrow in one columnar transfer: this horizon's examples with complete labels."""
+    sql = "select * from marts.training_examples where horizon_days = ?"
+    params: list = [settings.horizon_days]
+    if settings.as_of is not None:
+        sql += " and as_of_date + to_days(horizon_days) <= ?"
+        params.append(settings.as_of)
     with connect(settings, read_only=True) as con:
-        return fetch_frame(con, "select * from marts.training_examples order by as_of_date, customer_id")
+        return _floats(con.sql(sql + " order by as_of_date, customer_id", params=params).to_arrow_table())
 
 
-def split_by_cutoff(examples: pd.DataFrame, horizon_days: int) -> dict[str, pd.DataFrame]:
-    """train / valid / test by cutoff date, so no label used to fit is unknown at the test cutoff."""
-    cutoffs = sorted(pd.to_datetime(examples["as_of_date"]).dt.date.unique())
-    if len(cutoffs) < 3:
+def customer_folds(customer_ids: np.ndarray, k: int) -> np.ndarray:
+    """A stable fold per customer (a hash of the id), the same at every cutoff and every run."""
+    return (pd.util.hash_array(np.asarray(customer_ids, dtype=object)) % np.uint64(k)).astype(np.int8)
+
+
+def prepare(table, folds: int) -> Examples:
+    """Arrow table → float32 matrix, labels, cutoffs, folds, and the side columns (vectorised)."""
+    features = feature_columns(table.column_names) + list(CALENDAR_FEATURES)
+    spec = FeatureSpec.from_data(table, features)
+    y = table.column("is_churned").to_numpy(zero_copy_only=False).astype(np.int8)
+    cutoff = table.column("as_of_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    ids = table.column("customer_id").to_numpy(zero_copy_only=False)
+    segments = [c for c, levels in spec.categories.items() if len(levels) <= MAX_SEGMENT_LEVELS]
+    info = table.select([c for c in ("customer_id", "as_of_date", *INFO_COLUMNS, *segments) if c in table.column_names]).to_pandas()
+    return Examples(table, spec, spec.matrix(table), y, cutoff, customer_folds(ids, folds), info)
+
+
+@dataclass(frozen=True)
+class Split:
+    """The backtest's cutoffs: fit on ``honest`` (≤ ``valid``), test on ``test``; production on ``full``."""
+
+    test: dt.date
+    valid: dt.date
+    honest: tuple[dt.date, ...]
+    full: tuple[dt.date, ...]
+    is_honest: bool
+
+    def to_dict(self) -> dict:
+        return {"test": str(self.test), "valid": str(self.valid), "honest": [str(c) for c in self.honest],
+                "full": [str(c) for c in self.full], "is_honest": self.is_honest}
+
+
+def plan_split(cutoffs, horizon_days: int) -> Split:
+    """Test on the latest cutoff; fit on the cutoffs whose labels were complete by then."""
+    cutoffs = sorted({pd.Timestamp(c).date() for c in cutoffs})
+    if len(cutoffs) < 2:
         raise RuntimeError(
-            f"need at least 3 training cutoffs with full labels, found {len(cutoffs)}: "
-            "the data history is too short for this horizon (lower --horizon-days or cutoff spacing)"
+            f"need at least 2 training cutoffs with full labels, found {len(cutoffs)}: the data history "
+            "is too short for this horizon (lower --horizon-days or the cutoff spacing)"
         )
-    test_cutoff = cutoffs[-1]
-    observable = [c for c in cutoffs if c + dt.timedelta(days=horizon_days) <= test_cutoff]
-    if len(observable) < 2:  # short history: fall back to adjacent cutoffs, and say so
-        log.warning("history too short for a fully honest split; validating on the cutoff before the test")
-        observable = cutoffs[:-1]
-    valid_cutoff = observable[-1]
-    dates = pd.to_datetime(examples["as_of_date"]).dt.date
-    return {
-        "train": examples[dates < valid_cutoff],
-        "valid": examples[dates == valid_cutoff],
-        "test": examples[dates == test_cutoff],
-    }
+    test = cutoffs[-1]
+    honest = [c for c in cutoffs if c + dt.timedelta(days=horizon_days) <= test]
+    is_honest = bool(honest)
+    if not is_honest:  # short history: validate on the cutoff before the test, and say so
+        log.warning("history too short for a fully honest split: fitting on cutoffs whose labels overlap the test window")
+        honest = cutoffs[:-1]
+    return Split(test, honest[-1], tuple(honest), tuple(cutoffs), is_honest)
 
 
-def categorical_levels(frame: pd.DataFrame, features: list[str]) -> dict[str, list[str]]:
-    return {
-        c: sorted(frame[c].dropna().astype(str).unique().tolist())
-        for c in features
-        if frame[c].dtype == object or str(frame[c].dtype).startswith(("string", "category"))
-    }
+# ---- fit ----------------------------------------------------------------------------------------
 
 
-# ---- fit --------------------------------------------------------------------------------------
+@dataclass
+class CrossFit:
+    params: dict
+    iterations: list[int]
+    margin: np.ndarray  # out-of-fold margin on the calibration rows
+    y: np.ndarray
+    score: float  # out-of-fold AUC on the calibration rows
+
+    @property
+    def num_iteration(self) -> int:
+        return max(1, int(round(float(np.mean(self.iterations)))))
 
 
-def fit_booster(train: pd.DataFrame, valid: pd.DataFrame, features, categories, seed: int):
+def _dataset(data: Examples, rows: np.ndarray, threads: int):
     import lightgbm as lgb
 
-    X_train, X_valid = (prepare_matrix(f, features, categories) for f in (train, valid))
-    y_train, y_valid = train["is_churned"].astype(int), valid["is_churned"].astype(int)
-    params = {**LGBM_PARAMS, "seed": seed, "num_threads": 2}
-    dtrain = lgb.Dataset(X_train, y_train, free_raw_data=False)
-    dvalid = lgb.Dataset(X_valid, y_valid, reference=dtrain)
-    booster = lgb.train(
-        params,
-        dtrain,
-        num_boost_round=2000,
-        valid_sets=[dvalid],
-        callbacks=[lgb.early_stopping(50, verbose=False)],
+    idx = np.flatnonzero(rows)
+    ds = lgb.Dataset(
+        data.X[idx], data.y[idx].astype(float), categorical_feature=data.spec.categorical_indices,
+        params={"feature_pre_filter": False, "verbose": -1, "num_threads": threads}, free_raw_data=True,
     )
-    return booster
+    return ds.construct(), idx
 
 
-def fit_calibrator(raw_valid: np.ndarray, y_valid):
-    """Isotonic regression on the validation cutoff maps scores to honest probabilities."""
-    from sklearn.isotonic import IsotonicRegression
+def cross_fit(timer: Timer, data: Examples, ds, idx: np.ndarray, calibrate_on: np.ndarray, params: dict,
+              folds: int, rounds: int | None = None) -> CrossFit:
+    """Customer-fold boosters on ``ds`` (rows ``idx``); out-of-fold margins on ``calibrate_on`` rows.
 
-    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-    iso.fit(raw_valid, np.asarray(y_valid, float))
-    return iso
+    Without ``rounds`` each fold is early-stopped on its own customers' calibration rows.
+    """
+    import lightgbm as lgb
+
+    fold = data.fold[idx]
+    target = calibrate_on[idx]
+    margin = np.full(len(idx), np.nan)
+    iterations = []
+    for k in range(folds):
+        train_local = np.flatnonzero(fold != k)
+        valid_local = np.flatnonzero(target & (fold == k))
+        dtrain = ds.subset(train_local)
+        if rounds is None:
+            booster = timer.fit(params, dtrain, MAX_ROUNDS, valid_sets=[ds.subset(valid_local)],
+                                callbacks=[lgb.early_stopping(PATIENCE, first_metric_only=True, verbose=False)])
+            iterations.append(int(booster.best_iteration or booster.current_iteration()))
+        else:
+            booster = timer.fit(params, dtrain, rounds)
+            iterations.append(rounds)
+        margin[valid_local] = booster.predict(data.X[idx[valid_local]], num_iteration=iterations[-1], raw_score=True)
+    y = data.y[idx][target]
+    return CrossFit(params, iterations, margin[target], y, auc(y, margin[target]))
+
+
+def lgbm_params(settings: Settings, overrides: dict, y: np.ndarray) -> dict:
+    params = {**LGBM_PARAMS, "seed": settings.seed, "num_threads": settings.train_threads}
+    overrides = dict(overrides)
+    if overrides.pop("balance_classes", False):
+        positives = max(float(y.sum()), 1.0)
+        params["scale_pos_weight"] = (len(y) - positives) / positives
+        params["metric"] = "auc"  # a reweighted log-loss would judge the reweighting, not the ranking
+    return {**params, **overrides}
+
+
+def search_candidates(trials: int, seed: int) -> list[dict]:
+    """The defaults first, then seeded draws from SEARCH_SPACE (no duplicates): reproducible."""
+    rng = np.random.default_rng(seed)
+    out, seen = [{}], {json.dumps({}, sort_keys=True)}
+    for _ in range(50 * max(trials, 1)):
+        if len(out) >= trials:
+            break
+        draw = {k: v[int(rng.integers(len(v)))] for k, v in SEARCH_SPACE.items()}
+        draw = {k: (v.item() if hasattr(v, "item") else v) for k, v in draw.items()}
+        key = json.dumps(draw, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(draw)
+    return out[: max(trials, 1)]
+
+
+def tune(timer: Timer, settings: Settings, data: Examples, ds, idx, calibrate_on) -> tuple[CrossFit, list[dict]]:
+    """Bounded search: each candidate cross-fitted and early-stopped; best out-of-fold AUC wins."""
+    best, history = None, []
+    for i, overrides in enumerate(search_candidates(settings.train_search_trials, settings.seed)):
+        params = lgbm_params(settings, overrides, data.y[idx])
+        cf = cross_fit(timer, data, ds, idx, calibrate_on, params, settings.train_cv_folds)
+        history.append({"trial": i, **overrides, "cv_auc": cf.score, "iterations": cf.iterations})
+        log.info("trial %d %s: cv auc %.4f, trees %s", i, overrides, cf.score, cf.iterations)
+        if best is None or cf.score > best.score + 1e-6:  # ties keep the earlier (simpler) candidate
+            best = cf
+    return best, history
+
+
+def fit_scorer(timer: Timer, settings: Settings, ds, cf: CrossFit) -> Scorer:
+    booster = timer.fit(cf.params, ds, cf.num_iteration)
+    calibrator = fit_calibrator(cf.margin, cf.y, settings.calibration_method, seed=settings.seed)
+    return Scorer(booster, cf.num_iteration, calibrator)
+
+
+# ---- evaluate ------------------------------------------------------------------------------------
+
+
+def tenure_band(days: np.ndarray) -> np.ndarray:
+    return np.select([days < 90, days < 365], ["lt90d", "90-364d"], "365d_plus").astype(object)
+
+
+def orders_band(count: np.ndarray) -> np.ndarray:
+    return np.select([count <= 1, count <= 4], ["1", "2-4"], "5_plus").astype(object)
+
+
+def segment_report(info: pd.DataFrame, y: np.ndarray, prob: np.ndarray) -> dict[str, dict[str, float]]:
+    """AUC per segment: tenure, order count and every low-cardinality categorical feature."""
+    segments = {
+        "tenure": tenure_band(info["days_since_first_order"].fillna(0).to_numpy(float)),
+        "orders": orders_band(info["count_orders_lifetime"].fillna(0).to_numpy(float)),
+    }
+    for c in info.columns:
+        if c not in ("customer_id", "as_of_date", *INFO_COLUMNS):
+            segments[c] = info[c].astype("string").fillna("unknown").to_numpy(object)
+    return {name: segment_auc(y, prob, values) for name, values in segments.items()}
+
+
+def _metric_key(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_\-. /]", "_", str(text))
 
 
 def feature_set_hash(features: list[str]) -> str:
@@ -144,104 +364,271 @@ def code_version() -> str:
         return "unknown"
 
 
+def btyd_value(settings: Settings, data: "Examples", split: Split):
+    """BG/NBD × Gamma-Gamma fitted at the test cutoff; its error from a cutoff about a year back."""
+    model, metrics = BTYDValue.fit(data.info[data.rows([split.test])], seed=settings.seed), {}
+    if settings.as_of is not None:
+        year_ago = [c for c in split.full if (settings.as_of - c).days >= VALUE_DAYS]
+        origin = max(year_ago) if year_ago else min(split.full)  # else: the longest window there is
+        later = spend_later(settings)
+        if len(later):
+            metrics = evaluate_btyd(data.info[data.rows([origin])], later, (settings.as_of - origin).days, settings.seed)
+    return model, metrics
+
+
+def spend_later(settings: Settings) -> pd.Series:
+    """Lifetime spend per customer at the as-of date (to check the value model's forecast)."""
+    with connect(settings, read_only=True) as con:
+        frame = con.sql(
+            "select customer_id, amount_lifetime::double as amount_lifetime from marts.customer_features where as_of_date = ?",
+            params=[settings.as_of],
+        ).df()
+    return frame.set_index("customer_id")["amount_lifetime"]
+
+
 # ---- the stage ---------------------------------------------------------------------------------
 
 
 def train(settings: Settings) -> TrainResult:
-    """Fit, evaluate on the backtest cutoff, log, register as challenger, run the promotion gate."""
+    """Backtest, fit, evaluate against baselines, log, register as challenger, run the gate."""
     import mlflow
     from mlflow.models import infer_signature
 
-    started = time.perf_counter()
-    client = registry.configure(settings)
+    started, started_cpu, timer = time.perf_counter(), time.process_time(), Timer()
+    registry.configure(settings)
 
     # prepare data
-    examples = load_examples(settings)
-    if examples.empty:
-        raise RuntimeError("marts.training_examples is empty: not enough history before the as-of date")
-    parts = split_by_cutoff(examples, settings.horizon_days)
-    features = feature_columns(examples)
-    categories = categorical_levels(examples, features)
+    with timer.phase("load"):
+        table = load_examples(settings)
+        if table.num_rows == 0:
+            raise RuntimeError("marts.training_examples is empty: not enough history before the as-of date")
+        data = prepare(table, settings.train_cv_folds)
+        split = plan_split(np.unique(data.cutoff), settings.horizon_days)
+        honest, test, full = data.rows(split.honest), data.rows([split.test]), data.rows(split.full)
+        at_valid, at_test = data.rows([split.valid]), test
 
-    with mlflow.start_run(run_name=f"train-{settings.as_of}-h{settings.horizon_days}") as run:
-        # train
-        booster = fit_booster(parts["train"], parts["valid"], features, categories, settings.seed)
-        model = ChurnModel(booster, None, features, categories, settings.horizon_days)
-        model.calibrator = fit_calibrator(model.raw_score(parts["valid"]), parts["valid"]["is_churned"])
+    # tune and fit the backtest scorer on honest rows; calibrate out of fold at the validation cutoff
+    with timer.phase("backtest"):
+        ds_honest, idx_honest = _dataset(data, honest, settings.train_threads)
+        best, trials = tune(timer, settings, data, ds_honest, idx_honest, at_valid)
+        backtest = fit_scorer(timer, settings, ds_honest, best)
+        del ds_honest
 
-        # evaluate on the backtest cutoff
-        test_prob = model.predict_proba(parts["test"])
-        metrics = {f"test_{k}": v for k, v in classification_report(parts["test"]["is_churned"].astype(int), test_prob).items()}
-        cutoffs = {k: sorted(pd.to_datetime(v["as_of_date"]).dt.date.astype(str).unique()) for k, v in parts.items()}
+    # production: the same recipe on every full-label cutoff, calibrated out of fold at the test cutoff
+    with timer.phase("production"):
+        if settings.train_refit and split.is_honest:
+            ds_full, idx_full = _dataset(data, full, settings.train_threads)
+            cf_full = cross_fit(timer, data, ds_full, idx_full, at_test, best.params, settings.train_cv_folds,
+                                rounds=best.num_iteration)
+            production = fit_scorer(timer, settings, ds_full, cf_full)
+            del ds_full
+        else:
+            cf_full, production = None, backtest
 
-        # log
-        mlflow.log_params({**LGBM_PARAMS, "best_iteration": booster.best_iteration, "n_features": len(features),
-                           "horizon_days": settings.horizon_days, "seed": settings.seed})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
-        mlflow.log_dict(cutoffs, "split_cutoffs.json")
-        mlflow.log_dict({"features": features, "categories": categories}, "feature_schema.json")
-        tags = {
-            "as_of_date": str(settings.as_of),
-            "horizon_days": str(settings.horizon_days),
-            "data_window": f"{cutoffs['train'][0]}..{cutoffs['test'][-1]}",
-            "feature_set_hash": feature_set_hash(features),
-            "code_version": code_version(),
-        }
+    # evaluate on the test cutoff: model, baselines, segments
+    with timer.phase("evaluate"):
+        y_test, X_test = data.y[test], data.X[test]
+        p_test = backtest.proba(X_test)
+        metrics = {f"test_{k}": v for k, v in classification_report(y_test, p_test).items()}
+        metrics["test_rows"] = float(len(y_test))
+        metrics["cv_auc"] = best.score
+        if cf_full is not None:
+            metrics["production_cv_auc"] = cf_full.score
+        info_honest, info_test = data.info[honest], data.info[test]
+        bgnbd = fit_bgnbd(info_honest, seed=settings.seed)
+        scores = {"model": p_test}
+        for baseline in fit_baselines(info_honest, data.y[honest], settings.horizon_days, bgnbd, settings.seed):
+            s = baseline.score(info_test)
+            scores[baseline.name] = s
+            report = classification_report(y_test, s) if baseline.gives_probability else {"auc": auc(y_test, s)}
+            for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10pct"):
+                if k in report:
+                    metrics[f"baseline_{baseline.name}_{k}"] = report[k]
+        segments = segment_report(info_test.reset_index(drop=True), y_test, p_test)
+        for dim, values in segments.items():
+            for level, value in values.items():
+                metrics[f"segment_auc/{_metric_key(dim)}/{_metric_key(level)}"] = value
+
+    # value: spend over the next year if retained (ml/value.py)
+    with timer.phase("value"):
+        value_model, value_metrics = fit_value(
+            timer.fit, data.spec, data.X, data.y, data.cutoff, data.info,
+            {"seed": settings.seed, "num_threads": settings.train_threads},
+            lambda: btyd_value(settings, data, split))
+        metrics.update(value_metrics)
+
+    model = ChurnModel(data.spec, production, backtest, settings.horizon_days, value_model)
+    tags = {
+        "as_of_date": str(settings.as_of),
+        "horizon_days": str(settings.horizon_days),
+        "data_window": f"{min(split.full)}..{split.test}",
+        "label_window_end": str(split.test + dt.timedelta(days=settings.horizon_days)),
+        "test_cutoff": str(split.test),
+        "split_honest": str(split.is_honest).lower(),
+        "feature_set_hash": feature_set_hash(data.spec.features),
+        "code_version": code_version(),
+        "production_refit": str(production is not backtest).lower(),
+    }
+
+    with timer.phase("log"), mlflow.start_run(run_name=f"train-{settings.as_of}-h{settings.horizon_days}") as run:
         mlflow.set_tags(tags)
-        example = parts["test"][features].head(5)
+        mlflow.log_params({
+            **{k: v for k, v in best.params.items() if k not in ("verbose", "num_threads")},
+            "num_iteration": best.num_iteration, "cv_folds": settings.train_cv_folds,
+            "search_trials": len(trials), "calibration": backtest.calibrator.method,
+            "production_calibration": production.calibrator.method, "n_features": len(data.spec.features),
+            "horizon_days": settings.horizon_days, "train_rows_backtest": int(honest.sum()),
+            "train_rows_production": int(full.sum() if production is not backtest else honest.sum()),
+        })
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+        mlflow.log_dict(split.to_dict(), "split_cutoffs.json")
+        mlflow.log_dict({"features": data.spec.features, "categories": data.spec.categories}, "feature_schema.json")
+        mlflow.log_dict({"trials": trials, "search_space": SEARCH_SPACE}, "search_trials.json")
+        mlflow.log_dict(segments, "segment_auc.json")
+        mlflow.log_dict({"bgnbd_baseline": bgnbd.to_dict(), "value_model": value_model.to_dict()}, "value_and_btyd.json")
+        log_pictures(data, test, model, scores, y_test, p_test)
+        gain = backtest.booster.feature_importance("gain")
+        top_features = [data.spec.features[i] for i in np.argsort(gain)[::-1][:10]]
+        mlflow.log_text(render_model_card(settings, tags, split, metrics, best, trials, data, top_features,
+                                          backtest, production, value_model.kind), "model_card.md")
+        example = data.frame(test).head(5)[data.spec.input_columns]
+        numeric = [c for c in example.columns if pd.api.types.is_numeric_dtype(example[c])]
+        example[numeric] = example[numeric].astype("float64")  # counts may be missing at scoring time
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=model,
             signature=infer_signature(example, model.predict(None, example)),
             input_example=example,
             registered_model_name=settings.registered_model_name,
-            pip_requirements=["lightgbm", "scikit-learn", "pandas", "numpy"],
+            pip_requirements=["lightgbm", "scikit-learn", "scipy", "pandas", "numpy", "pyarrow"],
         )
         version = str(info.registered_model_version)
 
     # register and gate
-    registry.tag_version(settings, version, tags)
-    registry.set_alias(settings, registry.CHALLENGER, version)
-    test_metrics = {k.removeprefix("test_"): float(v) for k, v in metrics.items()}
-    promoted, decision = promote_if_better(settings, version, test_metrics)
-    record_performance(settings, version, run.info.run_id, test_metrics, cutoffs["test"][-1])
-    result = TrainResult(run.info.run_id, version, test_metrics, promoted, decision, time.perf_counter() - started)
+    with timer.phase("register"):
+        registry.tag_version(settings, version, tags)
+        registry.set_alias(settings, registry.CHALLENGER, version)
+        test_metrics = {k.removeprefix("test_"): float(v) for k, v in metrics.items() if k.startswith("test_")}
+        promoted, decision = promote_if_better(settings, version, data.frame(test), y_test, test_metrics, split.test)
+        record_performance(settings, version, run.info.run_id, metrics, split.test, promoted, decision, value_model.kind)
+    timings = timer.summary()
+    with mlflow.start_run(run_id=run.info.run_id):
+        mlflow.log_metrics({f"seconds_{k}": v for k, v in timings.items()})
+    backtest_frame = pd.DataFrame({"customer_id": data.info.loc[test, "customer_id"].to_numpy(),
+                                   "is_churned": y_test, "churn_probability": p_test})
+    timings["total_cpu"] = time.process_time() - started_cpu
+    result = TrainResult(run.info.run_id, version, test_metrics, promoted, decision,
+                         time.perf_counter() - started, timings, backtest_frame)
     log.info("train %s", json.dumps(result.to_dict(), default=str))
     return result
 
 
-def promote_if_better(settings: Settings, version: str, metrics: dict[str, float]) -> tuple[bool, str]:
-    """Move ``champion`` to ``version`` when AUC gains enough and calibration holds; tag the decision."""
+def log_pictures(data: Examples, test: np.ndarray, model: ChurnModel, scores: dict, y, p) -> None:
+    """ROC, PR, calibration, gains/lift, importance and SHAP summary as run artifacts."""
+    import mlflow
+
+    probabilities = {"model (calibrated)": p, "model (uncalibrated)": 1 / (1 + np.exp(-model.backtest.margin(data.X[test])))}
+    probabilities.update({k: v for k, v in scores.items() if k in ("rfm_logistic", "bgnbd")})
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(np.flatnonzero(test), min(SHAP_SAMPLE, int(test.sum())), replace=False))
+    figures = {
+        "plots/roc.png": plots.roc(y, scores),
+        "plots/precision_recall.png": plots.precision_recall(y, scores),
+        "plots/calibration.png": plots.calibration(y, probabilities),
+        "plots/gains_lift.png": plots.gains(y, scores),
+        "plots/feature_importance.png": plots.feature_importance(
+            data.spec.features, model.backtest.booster.feature_importance("gain")),
+        "plots/shap_summary.png": plots.shap_summary(
+            data.spec.features, model.backtest.contributions(data.X[sample]), data.X[sample]),
+    }
+    for path, fig in figures.items():
+        mlflow.log_figure(fig, path)
+        plots.close(fig)
+
+
+def promote_if_better(settings: Settings, version: str, test_frame: pd.DataFrame, y_test: np.ndarray,
+                      metrics: dict[str, float], test_cutoff: dt.date) -> tuple[bool, str]:
+    """Move ``champion`` to ``version`` when, on the same test cutoff, AUC gains enough and
+    calibration holds; tag the decision either way.
+
+    Both versions are judged by their backtest scorers (fitted only on labels observable at their
+    own test cutoff), re-scored here on this run's test customers, so a champion whose production
+    booster has seen these labels gets no unfair advantage.
+    """
     champion = registry.alias_version(settings, registry.CHAMPION)
     if champion is None:
-        promoted, decision = True, "first model: promoted to champion"
+        promoted, decision, basis = True, "first model: promoted to champion", "none"
     else:
-        reference = registry.version_metrics(settings, champion.version)
-        gain = metrics["auc"] - reference.get("auc", float("-inf"))
-        ece_increase = metrics["ece"] - reference.get("ece", float("inf"))
-        promoted = gain >= settings.promotion_min_auc_gain and ece_increase <= settings.promotion_max_ece_increase
-        decision = (
-            f"{'promoted' if promoted else 'kept champion v' + champion.version}: "
-            f"auc gain {gain:+.4f} (min {settings.promotion_min_auc_gain}), "
-            f"ece change {ece_increase:+.4f} (max {settings.promotion_max_ece_increase})"
-        )
+        reference, basis = champion_on_test_cutoff(settings, champion.version, test_frame, y_test, test_cutoff)
+        if reference is None:
+            promoted, decision = False, f"kept champion v{champion.version}: {basis}"
+        else:
+            gain = metrics["auc"] - reference["auc"]
+            ece_increase = metrics["ece"] - reference["ece"]
+            promoted = gain >= settings.promotion_min_auc_gain and ece_increase <= settings.promotion_max_ece_increase
+            decision = (
+                f"{'promoted over v' + champion.version if promoted else 'kept champion v' + champion.version}: "
+                f"auc {metrics['auc']:.4f} vs {reference['auc']:.4f} (gain {gain:+.4f}, min {settings.promotion_min_auc_gain}), "
+                f"ece {metrics['ece']:.4f} vs {reference['ece']:.4f} (change {ece_increase:+.4f}, max {settings.promotion_max_ece_increase}) "
+                f"on test cutoff {test_cutoff}"
+            )
     if promoted:
-        registry.set_alias(settings, registry.CHAMPION, version)
-    registry.tag_version(settings, version, {"promotion_decision": decision})
+        registry.promote(settings, version, decision)
+    registry.tag_version(settings, version, {"promotion_decision": decision, "gate_basis": basis,
+                                             "promoted": str(promoted).lower()})
     log.info("promotion gate: %s", decision)
     return promoted, decision
 
 
-def record_performance(settings: Settings, version: str, run_id: str, metrics: dict, test_cutoff: str) -> None:
-    """Append this version's test metrics to ``ml.model_performance`` (published to analysts)."""
+def champion_on_test_cutoff(settings: Settings, version: str, test_frame: pd.DataFrame, y_test: np.ndarray,
+                            test_cutoff: dt.date) -> tuple[dict | None, str]:
+    """The champion's AUC and ECE on this test cutoff's customers, and how they were obtained."""
+    from ml.metrics import expected_calibration_error
+
+    tags = registry.version_tags(settings, version)
+    own_test = tags.get("test_cutoff")
+    if own_test and dt.date.fromisoformat(own_test) > test_cutoff:
+        return None, f"its backtest already saw labels after this test cutoff ({own_test} > {test_cutoff}); not comparable"
+    try:
+        champion = registry.load_version(settings, version)
+    except Exception as exc:  # noqa: BLE001 - an unloadable champion is judged by its logged metrics
+        logged = registry.version_metrics(settings, version)
+        if own_test == str(test_cutoff) and "auc" in logged and "ece" in logged:
+            return {"auc": logged["auc"], "ece": logged["ece"]}, f"logged metrics (model not loadable: {exc})"
+        return None, f"champion not loadable and not comparable: {exc}"
+    proba = champion.backtest_proba if hasattr(champion, "backtest_proba") else champion.predict_proba
+    p = proba(test_frame)
+    return {"auc": auc(y_test, p), "ece": expected_calibration_error(y_test, p)}, "rescored backtest scorer"
+
+
+PERFORMANCE_KEYS = ("auc", "pr_auc", "brier", "ece", "lift_at_10pct", "lift_at_20pct", "recall_at_10pct",
+                    "recall_at_20pct", "base_rate", "rows")
+
+
+def record_performance(settings: Settings, version: str, run_id: str, metrics: dict, test_cutoff,
+                       promoted: bool, decision: str, value_kind: str) -> None:
+    """Upsert this version's test metrics into ``ml.model_performance`` (published to analysts)."""
     row = {"model_name": settings.registered_model_name, "model_version": version, "run_id": run_id,
-           "as_of_date": str(settings.as_of), "test_cutoff": str(test_cutoff), "horizon_days": settings.horizon_days,
-           **{k: float(v) for k, v in metrics.items()}}
-    frame = pd.DataFrame([row])  # noqa: F841 - read by DuckDB below
+           "as_of_date": settings.as_of, "test_cutoff": test_cutoff, "horizon_days": settings.horizon_days,
+           **{k: float(metrics[f"test_{k}"]) for k in PERFORMANCE_KEYS if f"test_{k}" in metrics},
+           "cv_auc": float(metrics.get("cv_auc", np.nan)),
+           **{k: float(v) for k, v in metrics.items() if k.startswith("baseline_") and k.endswith("_auc")},
+           **{k: float(v) for k, v in metrics.items() if k in ("value_mae", "value_total_relative_error", "value_spearman")},
+           "value_model": value_kind,
+           "promoted": promoted, "promotion_decision": decision,
+           "trained_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)}
+    frame = pd.DataFrame([row])
     with connect(settings) as con:
         con.execute("create schema if not exists ml")
         con.execute("create table if not exists ml.model_performance as select * from frame limit 0")
-        con.execute("delete from ml.model_performance where model_name = ? and model_version = ?", [settings.registered_model_name, version])
+        existing = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                              "where table_schema = 'ml' and table_name = 'model_performance'").fetchall()}
+        for name in frame.columns:  # new metrics become new columns; old rows keep NULL there
+            if name not in existing:
+                kind = con.execute(f'select typeof("{name}") from frame').fetchone()[0]
+                con.execute(f'alter table ml.model_performance add column "{name}" {kind}')
+        con.execute("delete from ml.model_performance where model_name = ? and model_version = ?",
+                    [settings.registered_model_name, version])
         con.execute("insert into ml.model_performance by name select * from frame")
 
 
