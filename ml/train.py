@@ -418,36 +418,6 @@ def spend_later(settings: Settings) -> pd.Series:
     return frame.set_index("customer_id")["amount_lifetime"]
 
 
-def evaluate(timer: Timer, settings: Settings, data: Examples, split: Split, best: CrossFit,
-             p_test: np.ndarray) -> tuple[dict, dict, dict, object]:
-    """Test-cutoff metrics of the model and the baselines, rolling origins and segment AUCs."""
-    honest, test = data.rows(split.honest), data.rows([split.test])
-    y_test = data.y[test]
-    metrics = {f"test_{k}": v for k, v in classification_report(y_test, p_test).items()}
-    metrics.update({"test_rows": float(len(y_test)), "cv_auc": best.score})
-    info_honest, info_test = data.info[honest], data.info[test]
-    bgnbd = fit_bgnbd(info_honest, seed=settings.seed)
-    scores = {"model": p_test}
-    for baseline in fit_baselines(info_honest, data.y[honest], settings.horizon_days, bgnbd, settings.seed):
-        s = baseline.score(info_test)
-        scores[baseline.name] = s
-        report = classification_report(y_test, s) if baseline.gives_probability else {"auc": auc(y_test, s)}
-        for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10pct"):
-            if k in report:
-                metrics[f"baseline_{baseline.name}_{k}"] = report[k]
-    origins = {f"origin/{split.test}/{k}": metrics[f"test_{k}"] for k in ("auc", "ece", "brier", "base_rate")}
-    origins.update(rolling_origins(timer, settings, data, split, best.params))
-    aucs = [v for k, v in origins.items() if k.endswith("/auc")]
-    metrics.update({**origins, "backtest_origins": float(len(aucs)), "backtest_auc_mean": float(np.mean(aucs)),
-                    "backtest_auc_min": float(np.min(aucs)),
-                    "backtest_ece_max": max(v for k, v in origins.items() if k.endswith("/ece"))})
-    segments = segment_report(info_test.reset_index(drop=True), y_test, p_test)
-    for dim, values in segments.items():
-        for level, value in values.items():
-            metrics[f"segment_auc/{_metric_key(dim)}/{_metric_key(level)}"] = value
-    return metrics, scores, segments, bgnbd
-
-
 # ---- the stage ---------------------------------------------------------------------------------
 
 
@@ -490,12 +460,35 @@ def train(settings: Settings) -> TrainResult:
         else:
             cf_full, production = None, backtest
 
-    # evaluate on the test cutoff: model, baselines, rolling origins, segments
+    # evaluate on the test cutoff: model, baselines, segments
     with timer.phase("evaluate"):
-        y_test, p_test = data.y[test], backtest.proba(data.X[test])
-        metrics, scores, segments, bgnbd = evaluate(timer, settings, data, split, best, p_test)
+        y_test, X_test = data.y[test], data.X[test]
+        p_test = backtest.proba(X_test)
+        metrics = {f"test_{k}": v for k, v in classification_report(y_test, p_test).items()}
+        metrics["test_rows"] = float(len(y_test))
+        metrics["cv_auc"] = best.score
         if cf_full is not None:
             metrics["production_cv_auc"] = cf_full.score
+        info_honest, info_test = data.info[honest], data.info[test]
+        bgnbd = fit_bgnbd(info_honest, seed=settings.seed)
+        scores = {"model": p_test}
+        for baseline in fit_baselines(info_honest, data.y[honest], settings.horizon_days, bgnbd, settings.seed):
+            s = baseline.score(info_test)
+            scores[baseline.name] = s
+            report = classification_report(y_test, s) if baseline.gives_probability else {"auc": auc(y_test, s)}
+            for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10pct"):
+                if k in report:
+                    metrics[f"baseline_{baseline.name}_{k}"] = report[k]
+        origins = {f"origin/{split.test}/{k}": metrics[f"test_{k}"] for k in ("auc", "ece", "brier", "base_rate")}
+        origins.update(rolling_origins(timer, settings, data, split, best.params))
+        aucs = [v for k, v in origins.items() if k.endswith("/auc")]
+        metrics.update({**origins, "backtest_origins": float(len(aucs)), "backtest_auc_mean": float(np.mean(aucs)),
+                        "backtest_auc_min": float(np.min(aucs)),
+                        "backtest_ece_max": max(v for k, v in origins.items() if k.endswith("/ece"))})
+        segments = segment_report(info_test.reset_index(drop=True), y_test, p_test)
+        for dim, values in segments.items():
+            for level, value in values.items():
+                metrics[f"segment_auc/{_metric_key(dim)}/{_metric_key(level)}"] = value
 
     # value: spend over the next year if retained (ml/value.py)
     with timer.phase("value"):
@@ -650,7 +643,7 @@ def champion_on_test_cutoff(settings: Settings, version: str, test_frame: pd.Dat
 
 
 PERFORMANCE_KEYS = ("auc", "pr_auc", "brier", "ece", "lift_at_10pct", "lift_at_20pct", "recall_at_10pct",
-                    "recall_at_20pct", "base_rate")
+                    "recall_at_20pct", "base_rate", "rows")
 
 
 def record_performance(settings: Settings, version: str, run_id: str, metrics: dict, test_cutoff,
@@ -659,8 +652,7 @@ def record_performance(settings: Settings, version: str, run_id: str, metrics: d
     row = {"model_name": settings.registered_model_name, "model_version": version, "run_id": run_id,
            "as_of_date": settings.as_of, "test_cutoff": test_cutoff, "horizon_days": settings.horizon_days,
            **{k: float(metrics[f"test_{k}"]) for k in PERFORMANCE_KEYS if f"test_{k}" in metrics},
-           "test_customers": int(metrics["test_rows"]), "cv_auc": float(metrics.get("cv_auc", np.nan)),
-           "backtest_auc_mean": float(metrics.get("backtest_auc_mean", np.nan)),
+           "cv_auc": float(metrics.get("cv_auc", np.nan)),
            **{k: float(v) for k, v in metrics.items() if k.startswith("baseline_") and k.endswith("_auc")},
            **{k: float(v) for k, v in metrics.items() if k in ("value_mae", "value_total_relative_error", "value_spearman")},
            "value_model": value_kind,
