@@ -128,15 +128,6 @@ class Timer:
             self.lightgbm_cpu += time.process_time() - cpu
             self.fits += 1
 
-    def construct(self, dataset):
-        """LightGBM's binning of a Dataset counts as LightGBM's own time."""
-        started, cpu = time.perf_counter(), time.process_time()
-        try:
-            return dataset.construct()
-        finally:
-            self.lightgbm += time.perf_counter() - started
-            self.lightgbm_cpu += time.process_time() - cpu
-
     def summary(self) -> dict[str, float]:
         return {**self.phases, "lightgbm_fit": self.lightgbm, "lightgbm_fit_cpu": self.lightgbm_cpu,
                 "lightgbm_fits": float(self.fits)}
@@ -249,8 +240,7 @@ class CrossFit:
         return max(1, int(round(float(np.mean(self.iterations)))))
 
 
-def _dataset(timer: Timer, data: Examples, rows: np.ndarray, threads: int):
-    """One binned LightGBM Dataset over ``rows``; folds and refits take subsets of it."""
+def _dataset(data: Examples, rows: np.ndarray, threads: int):
     import lightgbm as lgb
 
     idx = np.flatnonzero(rows)
@@ -258,7 +248,7 @@ def _dataset(timer: Timer, data: Examples, rows: np.ndarray, threads: int):
         data.X[idx], data.y[idx].astype(float), categorical_feature=data.spec.categorical_indices,
         params={"feature_pre_filter": False, "verbose": -1, "num_threads": threads}, free_raw_data=True,
     )
-    return timer.construct(ds), idx
+    return ds.construct(), idx
 
 
 def cross_fit(timer: Timer, data: Examples, ds, idx: np.ndarray, calibrate_on: np.ndarray, params: dict,
@@ -332,28 +322,6 @@ def fit_scorer(timer: Timer, settings: Settings, ds, cf: CrossFit) -> Scorer:
     booster = timer.fit(cf.params, ds, cf.num_iteration)
     calibrator = fit_calibrator(cf.margin, cf.y, settings.calibration_method, seed=settings.seed)
     return Scorer(booster, cf.num_iteration, calibrator)
-
-
-def rolling_origins(timer: Timer, settings: Settings, data: Examples, split: Split, params: dict) -> dict[str, float]:
-    """The recipe again, standing at earlier cutoffs: how stable the backtest is over time.
-
-    At each origin o (the cutoffs before the test cutoff, newest first) only labels observable at
-    o fit the booster, early-stopped and calibrated out of fold at the latest of them; the tuned
-    settings are kept (the search ran once, at the test cutoff).
-    """
-    out: dict[str, float] = {}
-    earlier = [c for c in sorted(split.full, reverse=True) if c < split.test][: max(settings.train_backtest_origins - 1, 0)]
-    for origin in earlier:
-        honest = [c for c in split.full if c + dt.timedelta(days=settings.horizon_days) <= origin]
-        if not honest:
-            break
-        ds, idx = _dataset(timer, data, data.rows(honest), settings.train_threads)
-        cf = cross_fit(timer, data, ds, idx, data.rows([honest[-1]]), params, settings.train_cv_folds)
-        scorer = fit_scorer(timer, settings, ds, cf)
-        rows = data.rows([origin])
-        report = classification_report(data.y[rows], scorer.proba(data.X[rows]))
-        out.update({f"origin/{origin}/{k}": report[k] for k in ("auc", "ece", "brier", "base_rate")})
-    return out
 
 
 # ---- evaluate ------------------------------------------------------------------------------------
@@ -438,13 +406,10 @@ def train(settings: Settings) -> TrainResult:
         split = plan_split(np.unique(data.cutoff), settings.horizon_days)
         honest, test, full = data.rows(split.honest), data.rows([split.test]), data.rows(split.full)
         at_valid, at_test = data.rows([split.valid]), test
-        test_frame = data.frame(test)  # whole rows, for the pyfunc interface (gate, input example)
-        del table
-        data.table = None  # the matrix and the side columns hold the rest
 
     # tune and fit the backtest scorer on honest rows; calibrate out of fold at the validation cutoff
     with timer.phase("backtest"):
-        ds_honest, idx_honest = _dataset(timer, data, honest, settings.train_threads)
+        ds_honest, idx_honest = _dataset(data, honest, settings.train_threads)
         best, trials = tune(timer, settings, data, ds_honest, idx_honest, at_valid)
         backtest = fit_scorer(timer, settings, ds_honest, best)
         del ds_honest
@@ -452,7 +417,7 @@ def train(settings: Settings) -> TrainResult:
     # production: the same recipe on every full-label cutoff, calibrated out of fold at the test cutoff
     with timer.phase("production"):
         if settings.train_refit and split.is_honest:
-            ds_full, idx_full = _dataset(timer, data, full, settings.train_threads)
+            ds_full, idx_full = _dataset(data, full, settings.train_threads)
             cf_full = cross_fit(timer, data, ds_full, idx_full, at_test, best.params, settings.train_cv_folds,
                                 rounds=best.num_iteration)
             production = fit_scorer(timer, settings, ds_full, cf_full)
@@ -479,12 +444,6 @@ def train(settings: Settings) -> TrainResult:
             for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10pct"):
                 if k in report:
                     metrics[f"baseline_{baseline.name}_{k}"] = report[k]
-        origins = {f"origin/{split.test}/{k}": metrics[f"test_{k}"] for k in ("auc", "ece", "brier", "base_rate")}
-        origins.update(rolling_origins(timer, settings, data, split, best.params))
-        aucs = [v for k, v in origins.items() if k.endswith("/auc")]
-        metrics.update({**origins, "backtest_origins": float(len(aucs)), "backtest_auc_mean": float(np.mean(aucs)),
-                        "backtest_auc_min": float(np.min(aucs)),
-                        "backtest_ece_max": max(v for k, v in origins.items() if k.endswith("/ece"))})
         segments = segment_report(info_test.reset_index(drop=True), y_test, p_test)
         for dim, values in segments.items():
             for level, value in values.items():
@@ -532,7 +491,7 @@ def train(settings: Settings) -> TrainResult:
         top_features = [data.spec.features[i] for i in np.argsort(gain)[::-1][:10]]
         mlflow.log_text(render_model_card(settings, tags, split, metrics, best, trials, data, top_features,
                                           backtest, production, value_model.kind), "model_card.md")
-        example = test_frame.head(5)[data.spec.input_columns]
+        example = data.frame(test).head(5)[data.spec.input_columns]
         numeric = [c for c in example.columns if pd.api.types.is_numeric_dtype(example[c])]
         example[numeric] = example[numeric].astype("float64")  # counts may be missing at scoring time
         info = mlflow.pyfunc.log_model(
@@ -550,7 +509,7 @@ def train(settings: Settings) -> TrainResult:
         registry.tag_version(settings, version, tags)
         registry.set_alias(settings, registry.CHALLENGER, version)
         test_metrics = {k.removeprefix("test_"): float(v) for k, v in metrics.items() if k.startswith("test_")}
-        promoted, decision = promote_if_better(settings, version, test_frame, y_test, test_metrics, split.test)
+        promoted, decision = promote_if_better(settings, version, data.frame(test), y_test, test_metrics, split.test)
         record_performance(settings, version, run.info.run_id, metrics, split.test, promoted, decision, value_model.kind)
     timings = timer.summary()
     with mlflow.start_run(run_id=run.info.run_id):
