@@ -80,9 +80,9 @@ def bare_fit(settings, params: dict, rounds: int) -> dict:
     import lightgbm as lgb
     import numpy as np
 
-    from ml.train import load_examples, prepare as prepare_examples
+    from ml.train import read_examples
 
-    data = prepare_examples(load_examples(settings), settings.train_cv_folds)
+    data = read_examples(settings)
     ds = lgb.Dataset(data.X, data.y.astype(float), categorical_feature=data.spec.categorical_indices,
                      params={"verbose": -1, "num_threads": settings.train_threads})
     started, cpu = time.perf_counter(), time.process_time()

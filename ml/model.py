@@ -72,17 +72,18 @@ class FeatureSpec:
     medians: dict[str, float] = field(default_factory=dict)  # typical value, for reason wording
 
     @classmethod
-    def from_data(cls, data, features: list[str], rows: np.ndarray | None = None) -> "FeatureSpec":
-        """Levels and medians learned from ``data`` (restricted to ``rows`` when given)."""
+    def from_data(cls, data, features: list[str], median_rows: int = 200_000) -> "FeatureSpec":
+        """Levels of the text columns (all rows) and medians (a fixed sample of rows) from ``data``."""
+        n = len(data) if isinstance(data, pd.DataFrame) else data.num_rows
+        sample = np.sort(np.random.default_rng(0).choice(n, median_rows, replace=False)) if n > median_rows else None
         categories, medians = {}, {}
         for name in features:
             values = _column(data, name)
-            values = values if rows is None else values[rows]
             if is_text(values):
                 present = pd.Series(values).dropna().astype(str)
                 categories[name] = sorted(present.unique().tolist())
             else:
-                numeric = values.astype(float)
+                numeric = (values if sample is None else values[sample]).astype(float)
                 medians[name] = float(np.nanmedian(numeric)) if np.isfinite(numeric).any() else 0.0
         return cls(features, categories, medians)
 

@@ -34,6 +34,12 @@ def _segments(metrics: dict) -> str:
     return "; ".join(parts) or "–"
 
 
+def _origins(metrics: dict) -> str:
+    parts = [f"{key.split('/')[1]}: AUC {_f(value, 3)}, ECE {_f(metrics.get(key[:-3] + 'ece'), 3)}"
+             for key, value in sorted(metrics.items()) if key.startswith("origin/") and key.endswith("/auc")]
+    return "; ".join(parts) or "–"
+
+
 def render_model_card(settings, tags: dict, split, metrics: dict, best, trials: list, data, top_features: list[str],
                       backtest, production, value_kind: str) -> str:
     """Everything a model owner needs on one page: data, method, results against baselines, caveats."""
@@ -66,6 +72,7 @@ def render_model_card(settings, tags: dict, split, metrics: dict, best, trials: 
         *_metrics_table(metrics),
         "",
         f"- Recall in the top 10% / 20%: {_f(metrics.get('test_recall_at_10pct'), 3)} / {_f(metrics.get('test_recall_at_20pct'), 3)}.",
+        f"- Rolling origins (the recipe re-run standing at earlier cutoffs): {_origins(metrics)}.",
         f"- AUC by segment: {_segments(metrics)}.",
         f"- Value ({value_kind}) checked over {int(metrics.get('value_eval_window_days', 0))} days on "
         f"{int(metrics.get('value_eval_customers', 0)):,} customers: MAE {_f(metrics.get('value_mae'), 2)} "

@@ -56,6 +56,7 @@ class Settings:
     train_search_trials: int = 6  # LightGBM settings tried (the defaults first), each cross-fitted
     train_cv_folds: int = 3  # customer folds for early stopping and out-of-fold calibration
     train_refit: bool = True  # production booster refitted on every full-label cutoff
+    train_backtest_origins: int = 3  # rolling origins: the test cutoff and the ones before it
     train_threads: int = 2
     calibration_method: str = "auto"  # auto | isotonic | platt
     mlflow_tracking_uri: str | None = None  # default: sqlite under the warehouse

@@ -41,7 +41,7 @@ from ml.model import CALENDAR_FEATURES, ChurnModel, FeatureSpec, Scorer, feature
 from ml.model_card import render_model_card
 from ml.settings import REPO_ROOT, Settings
 from ml.value import VALUE_DAYS, BTYDValue, evaluate_btyd, fit_value
-from ml.warehouse import connect
+from ml.warehouse import connect, quote
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,15 @@ class Timer:
             self.lightgbm_cpu += time.process_time() - cpu
             self.fits += 1
 
+    def construct(self, dataset):
+        """LightGBM's binning of a Dataset counts as LightGBM's own time."""
+        started, cpu = time.perf_counter(), time.process_time()
+        try:
+            return dataset.construct()
+        finally:
+            self.lightgbm += time.perf_counter() - started
+            self.lightgbm_cpu += time.process_time() - cpu
+
     def summary(self) -> dict[str, float]:
         return {**self.phases, "lightgbm_fit": self.lightgbm, "lightgbm_fit_cpu": self.lightgbm_cpu,
                 "lightgbm_fits": float(self.fits)}
@@ -140,7 +149,6 @@ class Timer:
 class Examples:
     """Training examples as the booster's matrix plus the few columns everything else needs."""
 
-    table: object  # pyarrow.Table, as loaded
     spec: FeatureSpec
     X: np.ndarray  # float32 feature matrix
     y: np.ndarray  # 0/1
@@ -151,10 +159,6 @@ class Examples:
     def rows(self, cutoffs) -> np.ndarray:
         return np.isin(self.cutoff, np.array(list(cutoffs), dtype="datetime64[D]"))
 
-    def frame(self, rows: np.ndarray) -> pd.DataFrame:
-        """Full rows (every column) as pandas, for a model's pyfunc interface."""
-        return self.table.take(np.flatnonzero(rows)).to_pandas()
-
 
 def _floats(table):
     """DECIMAL (and HUGEINT) columns as float64: models want floats."""
@@ -164,32 +168,77 @@ def _floats(table):
     return table.cast(pa.schema(fields))
 
 
-def load_examples(settings: Settings):
-    """DuckDB → Arrow in one columnar transfer: this horizon's examples with complete labels."""
+def _examples_sql(settings: Settings, where: str = "") -> tuple[str, list]:
+    """This horizon's examples with complete labels, in a fixed order (same data → same model)."""
     sql = "select * from marts.training_examples where horizon_days = ?"
     params: list = [settings.horizon_days]
     if settings.as_of is not None:
         sql += " and as_of_date + to_days(horizon_days) <= ?"
         params.append(settings.as_of)
+    return sql + where + " order by as_of_date, customer_id", params
+
+
+def feature_spec(con, sql: str, params: list) -> FeatureSpec:
+    """Features, text levels and medians from DuckDB aggregates, before any row reaches Python."""
+    rel = con.sql(sql, params=params)
+    types = dict(zip(rel.columns, (str(t) for t in rel.types)))
+    features = feature_columns(rel.columns)
+    text = [c for c in features if types[c] == "VARCHAR"]
+    numeric = [c for c in features if c not in text]
+    categories = {
+        c: [v for (v,) in con.execute(f"select distinct {quote(c)} from ({sql}) where {quote(c)} is not null order by 1",
+                                      params).fetchall()]
+        for c in text
+    }
+    row = con.execute(f"select {', '.join(f'median({quote(c)})::double' for c in numeric)} from ({sql})",
+                      params).fetchall()[0] if numeric else ()
+    medians = {c: float(v) if v is not None else 0.0 for c, v in zip(numeric, row)}
+    return FeatureSpec(features + list(CALENDAR_FEATURES), categories, medians)
+
+
+def read_examples(settings: Settings, batch_rows: int = 500_000) -> Examples:
+    """DuckDB → Arrow record batches → one float32 matrix, filled batch by batch.
+
+    Only the matrix and a few side columns are ever held whole; the Arrow data passes through
+    one batch at a time, so memory stays near the matrix's own size at any tier.
+    """
+    import pyarrow as pa
+
+    sql, params = _examples_sql(settings)
     with connect(settings, read_only=True) as con:
-        return _floats(con.sql(sql + " order by as_of_date, customer_id", params=params).to_arrow_table())
+        n = con.execute(f"select count(*) from ({sql})", params).fetchall()[0][0]
+        if n == 0:
+            raise RuntimeError("marts.training_examples is empty: not enough history before the as-of date")
+        spec = feature_spec(con, sql, params)
+        segments = [c for c, levels in spec.categories.items() if len(levels) <= MAX_SEGMENT_LEVELS]
+        X = np.empty((n, len(spec.features)), dtype=np.float32)
+        y, cutoff, ids, info = np.empty(n, np.int8), np.empty(n, "datetime64[D]"), [], []
+        at = 0
+        for batch in con.sql(sql, params=params).to_arrow_reader(batch_rows):
+            table = _floats(pa.Table.from_batches([batch]))
+            m = table.num_rows
+            X[at:at + m] = spec.matrix(table)
+            y[at:at + m] = table.column("is_churned").to_numpy(zero_copy_only=False).astype(np.int8)
+            cutoff[at:at + m] = table.column("as_of_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
+            ids.append(table.column("customer_id").to_numpy(zero_copy_only=False))
+            side = ("customer_id", "as_of_date", *INFO_COLUMNS, *segments)
+            info.append(table.select([c for c in side if c in table.column_names]).to_pandas())
+            at += m
+    ids = np.concatenate(ids)
+    return Examples(spec, X, y, cutoff, customer_folds(ids, settings.train_cv_folds),
+                    pd.concat(info, ignore_index=True))
+
+
+def read_frame(settings: Settings, cutoff: dt.date) -> pd.DataFrame:
+    """Whole rows of one cutoff as pandas, for a model's pyfunc interface (gate, input example)."""
+    sql, params = _examples_sql(settings, " and as_of_date = ?")
+    with connect(settings, read_only=True) as con:
+        return _floats(con.sql(sql, params=[*params, cutoff]).to_arrow_table()).to_pandas()
 
 
 def customer_folds(customer_ids: np.ndarray, k: int) -> np.ndarray:
     """A stable fold per customer (a hash of the id), the same at every cutoff and every run."""
     return (pd.util.hash_array(np.asarray(customer_ids, dtype=object)) % np.uint64(k)).astype(np.int8)
-
-
-def prepare(table, folds: int) -> Examples:
-    """Arrow table → float32 matrix, labels, cutoffs, folds, and the side columns (vectorised)."""
-    features = feature_columns(table.column_names) + list(CALENDAR_FEATURES)
-    spec = FeatureSpec.from_data(table, features)
-    y = table.column("is_churned").to_numpy(zero_copy_only=False).astype(np.int8)
-    cutoff = table.column("as_of_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
-    ids = table.column("customer_id").to_numpy(zero_copy_only=False)
-    segments = [c for c, levels in spec.categories.items() if len(levels) <= MAX_SEGMENT_LEVELS]
-    info = table.select([c for c in ("customer_id", "as_of_date", *INFO_COLUMNS, *segments) if c in table.column_names]).to_pandas()
-    return Examples(table, spec, spec.matrix(table), y, cutoff, customer_folds(ids, folds), info)
 
 
 @dataclass(frozen=True)
@@ -240,7 +289,8 @@ class CrossFit:
         return max(1, int(round(float(np.mean(self.iterations)))))
 
 
-def _dataset(data: Examples, rows: np.ndarray, threads: int):
+def _dataset(timer: Timer, data: Examples, rows: np.ndarray, threads: int):
+    """One binned LightGBM Dataset over ``rows``; folds and refits take subsets of it."""
     import lightgbm as lgb
 
     idx = np.flatnonzero(rows)
@@ -248,7 +298,7 @@ def _dataset(data: Examples, rows: np.ndarray, threads: int):
         data.X[idx], data.y[idx].astype(float), categorical_feature=data.spec.categorical_indices,
         params={"feature_pre_filter": False, "verbose": -1, "num_threads": threads}, free_raw_data=True,
     )
-    return ds.construct(), idx
+    return timer.construct(ds), idx
 
 
 def cross_fit(timer: Timer, data: Examples, ds, idx: np.ndarray, calibrate_on: np.ndarray, params: dict,
@@ -324,6 +374,28 @@ def fit_scorer(timer: Timer, settings: Settings, ds, cf: CrossFit) -> Scorer:
     return Scorer(booster, cf.num_iteration, calibrator)
 
 
+def rolling_origins(timer: Timer, settings: Settings, data: Examples, split: Split, params: dict) -> dict[str, float]:
+    """The recipe again, standing at earlier cutoffs: how stable the backtest is over time.
+
+    At each origin o (the cutoffs before the test cutoff, newest first) only labels observable at
+    o fit the booster, early-stopped and calibrated out of fold at the latest of them; the tuned
+    settings are kept (the search ran once, at the test cutoff).
+    """
+    out: dict[str, float] = {}
+    earlier = [c for c in sorted(split.full, reverse=True) if c < split.test][: max(settings.train_backtest_origins - 1, 0)]
+    for origin in earlier:
+        honest = [c for c in split.full if c + dt.timedelta(days=settings.horizon_days) <= origin]
+        if not honest:
+            break
+        ds, idx = _dataset(timer, data, data.rows(honest), settings.train_threads)
+        cf = cross_fit(timer, data, ds, idx, data.rows([honest[-1]]), params, settings.train_cv_folds)
+        scorer = fit_scorer(timer, settings, ds, cf)
+        rows = data.rows([origin])
+        report = classification_report(data.y[rows], scorer.proba(data.X[rows]))
+        out.update({f"origin/{origin}/{k}": report[k] for k in ("auc", "ece", "brier", "base_rate")})
+    return out
+
+
 # ---- evaluate ------------------------------------------------------------------------------------
 
 
@@ -386,6 +458,36 @@ def spend_later(settings: Settings) -> pd.Series:
     return frame.set_index("customer_id")["amount_lifetime"]
 
 
+def evaluate(timer: Timer, settings: Settings, data: Examples, split: Split, best: CrossFit,
+             p_test: np.ndarray) -> tuple[dict, dict, dict, object]:
+    """Test-cutoff metrics of the model and the baselines, rolling origins and segment AUCs."""
+    honest, test = data.rows(split.honest), data.rows([split.test])
+    y_test = data.y[test]
+    metrics = {f"test_{k}": v for k, v in classification_report(y_test, p_test).items()}
+    metrics.update({"test_rows": float(len(y_test)), "cv_auc": best.score})
+    info_honest, info_test = data.info[honest], data.info[test]
+    bgnbd = fit_bgnbd(info_honest, seed=settings.seed)
+    scores = {"model": p_test}
+    for baseline in fit_baselines(info_honest, data.y[honest], settings.horizon_days, bgnbd, settings.seed):
+        s = baseline.score(info_test)
+        scores[baseline.name] = s
+        report = classification_report(y_test, s) if baseline.gives_probability else {"auc": auc(y_test, s)}
+        for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10pct"):
+            if k in report:
+                metrics[f"baseline_{baseline.name}_{k}"] = report[k]
+    origins = {f"origin/{split.test}/{k}": metrics[f"test_{k}"] for k in ("auc", "ece", "brier", "base_rate")}
+    origins.update(rolling_origins(timer, settings, data, split, best.params))
+    aucs = [v for k, v in origins.items() if k.endswith("/auc")]
+    metrics.update({**origins, "backtest_origins": float(len(aucs)), "backtest_auc_mean": float(np.mean(aucs)),
+                    "backtest_auc_min": float(np.min(aucs)),
+                    "backtest_ece_max": max(v for k, v in origins.items() if k.endswith("/ece"))})
+    segments = segment_report(info_test.reset_index(drop=True), y_test, p_test)
+    for dim, values in segments.items():
+        for level, value in values.items():
+            metrics[f"segment_auc/{_metric_key(dim)}/{_metric_key(level)}"] = value
+    return metrics, scores, segments, bgnbd
+
+
 # ---- the stage ---------------------------------------------------------------------------------
 
 
@@ -399,17 +501,17 @@ def train(settings: Settings) -> TrainResult:
 
     # prepare data
     with timer.phase("load"):
-        table = load_examples(settings)
-        if table.num_rows == 0:
-            raise RuntimeError("marts.training_examples is empty: not enough history before the as-of date")
-        data = prepare(table, settings.train_cv_folds)
+        data = read_examples(settings)
         split = plan_split(np.unique(data.cutoff), settings.horizon_days)
         honest, test, full = data.rows(split.honest), data.rows([split.test]), data.rows(split.full)
         at_valid, at_test = data.rows([split.valid]), test
+        test_frame = read_frame(settings, split.test)
+        if not np.array_equal(test_frame["customer_id"].to_numpy(object), data.info.loc[test, "customer_id"].to_numpy(object)):
+            raise RuntimeError("training_examples changed while training read it: rerun once the feature build is done")
 
     # tune and fit the backtest scorer on honest rows; calibrate out of fold at the validation cutoff
     with timer.phase("backtest"):
-        ds_honest, idx_honest = _dataset(data, honest, settings.train_threads)
+        ds_honest, idx_honest = _dataset(timer, data, honest, settings.train_threads)
         best, trials = tune(timer, settings, data, ds_honest, idx_honest, at_valid)
         backtest = fit_scorer(timer, settings, ds_honest, best)
         del ds_honest
@@ -417,7 +519,7 @@ def train(settings: Settings) -> TrainResult:
     # production: the same recipe on every full-label cutoff, calibrated out of fold at the test cutoff
     with timer.phase("production"):
         if settings.train_refit and split.is_honest:
-            ds_full, idx_full = _dataset(data, full, settings.train_threads)
+            ds_full, idx_full = _dataset(timer, data, full, settings.train_threads)
             cf_full = cross_fit(timer, data, ds_full, idx_full, at_test, best.params, settings.train_cv_folds,
                                 rounds=best.num_iteration)
             production = fit_scorer(timer, settings, ds_full, cf_full)
@@ -425,29 +527,12 @@ def train(settings: Settings) -> TrainResult:
         else:
             cf_full, production = None, backtest
 
-    # evaluate on the test cutoff: model, baselines, segments
+    # evaluate on the test cutoff: model, baselines, rolling origins, segments
     with timer.phase("evaluate"):
-        y_test, X_test = data.y[test], data.X[test]
-        p_test = backtest.proba(X_test)
-        metrics = {f"test_{k}": v for k, v in classification_report(y_test, p_test).items()}
-        metrics["test_rows"] = float(len(y_test))
-        metrics["cv_auc"] = best.score
+        y_test, p_test = data.y[test], backtest.proba(data.X[test])
+        metrics, scores, segments, bgnbd = evaluate(timer, settings, data, split, best, p_test)
         if cf_full is not None:
             metrics["production_cv_auc"] = cf_full.score
-        info_honest, info_test = data.info[honest], data.info[test]
-        bgnbd = fit_bgnbd(info_honest, seed=settings.seed)
-        scores = {"model": p_test}
-        for baseline in fit_baselines(info_honest, data.y[honest], settings.horizon_days, bgnbd, settings.seed):
-            s = baseline.score(info_test)
-            scores[baseline.name] = s
-            report = classification_report(y_test, s) if baseline.gives_probability else {"auc": auc(y_test, s)}
-            for k in ("auc", "pr_auc", "brier", "ece", "lift_at_10pct"):
-                if k in report:
-                    metrics[f"baseline_{baseline.name}_{k}"] = report[k]
-        segments = segment_report(info_test.reset_index(drop=True), y_test, p_test)
-        for dim, values in segments.items():
-            for level, value in values.items():
-                metrics[f"segment_auc/{_metric_key(dim)}/{_metric_key(level)}"] = value
 
     # value: spend over the next year if retained (ml/value.py)
     with timer.phase("value"):
@@ -491,7 +576,7 @@ def train(settings: Settings) -> TrainResult:
         top_features = [data.spec.features[i] for i in np.argsort(gain)[::-1][:10]]
         mlflow.log_text(render_model_card(settings, tags, split, metrics, best, trials, data, top_features,
                                           backtest, production, value_model.kind), "model_card.md")
-        example = data.frame(test).head(5)[data.spec.input_columns]
+        example = test_frame.head(5)[data.spec.input_columns]
         numeric = [c for c in example.columns if pd.api.types.is_numeric_dtype(example[c])]
         example[numeric] = example[numeric].astype("float64")  # counts may be missing at scoring time
         info = mlflow.pyfunc.log_model(
@@ -509,7 +594,7 @@ def train(settings: Settings) -> TrainResult:
         registry.tag_version(settings, version, tags)
         registry.set_alias(settings, registry.CHALLENGER, version)
         test_metrics = {k.removeprefix("test_"): float(v) for k, v in metrics.items() if k.startswith("test_")}
-        promoted, decision = promote_if_better(settings, version, data.frame(test), y_test, test_metrics, split.test)
+        promoted, decision = promote_if_better(settings, version, test_frame, y_test, test_metrics, split.test)
         record_performance(settings, version, run.info.run_id, metrics, split.test, promoted, decision, value_model.kind)
     timings = timer.summary()
     with mlflow.start_run(run_id=run.info.run_id):
@@ -602,7 +687,7 @@ def champion_on_test_cutoff(settings: Settings, version: str, test_frame: pd.Dat
 
 
 PERFORMANCE_KEYS = ("auc", "pr_auc", "brier", "ece", "lift_at_10pct", "lift_at_20pct", "recall_at_10pct",
-                    "recall_at_20pct", "base_rate", "rows")
+                    "recall_at_20pct", "base_rate")
 
 
 def record_performance(settings: Settings, version: str, run_id: str, metrics: dict, test_cutoff,
@@ -611,7 +696,8 @@ def record_performance(settings: Settings, version: str, run_id: str, metrics: d
     row = {"model_name": settings.registered_model_name, "model_version": version, "run_id": run_id,
            "as_of_date": settings.as_of, "test_cutoff": test_cutoff, "horizon_days": settings.horizon_days,
            **{k: float(metrics[f"test_{k}"]) for k in PERFORMANCE_KEYS if f"test_{k}" in metrics},
-           "cv_auc": float(metrics.get("cv_auc", np.nan)),
+           "test_customers": int(metrics["test_rows"]), "cv_auc": float(metrics.get("cv_auc", np.nan)),
+           "backtest_auc_mean": float(metrics.get("backtest_auc_mean", np.nan)),
            **{k: float(v) for k, v in metrics.items() if k.startswith("baseline_") and k.endswith("_auc")},
            **{k: float(v) for k, v in metrics.items() if k in ("value_mae", "value_total_relative_error", "value_spearman")},
            "value_model": value_kind,
@@ -625,7 +711,7 @@ def record_performance(settings: Settings, version: str, run_id: str, metrics: d
                                               "where table_schema = 'ml' and table_name = 'model_performance'").fetchall()}
         for name in frame.columns:  # new metrics become new columns; old rows keep NULL there
             if name not in existing:
-                kind = con.execute(f'select typeof("{name}") from frame').fetchone()[0]
+                kind = con.execute(f'select typeof("{name}") from frame').fetchall()[0][0]
                 con.execute(f'alter table ml.model_performance add column "{name}" {kind}')
         con.execute("delete from ml.model_performance where model_name = ? and model_version = ?",
                     [settings.registered_model_name, version])

@@ -59,6 +59,7 @@ def test_backtest_beats_the_baselines_and_approaches_the_oracle(trained):
     assert ratio > 0.89, f"oracle ratio {ratio:.3f}"  # ~0.91 at 10k customers (see benchmarks/results)
     assert metrics["ece"] < 0.045  # the estimator's own noise at 7k customers is ~0.015
     assert 0.1 < metrics["brier"] < 0.2 and metrics["lift_at_10pct"] > 1.7
+    assert run["backtest_origins"] == 3 and run["backtest_auc_min"] > run["baseline_bgnbd_auc"] - 0.02
 
 
 def test_the_run_holds_plots_card_signature_and_tags(trained):
