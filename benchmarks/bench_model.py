@@ -76,20 +76,24 @@ def peak_rss_mb() -> float:
 
 
 def bare_fit(settings, params: dict, rounds: int) -> dict:
-    """One plain lightgbm.train on the production matrix (all full-label cutoffs), timed alone."""
+    """One plain lightgbm.train on the production booster's matrix (the rows it was fitted on), timed alone."""
     import lightgbm as lgb
     import numpy as np
 
-    from ml.train import read_examples
+    from ml.train import customer_sample, plan_split, read_examples
 
     data = read_examples(settings)
-    ds = lgb.Dataset(data.X, data.y.astype(float), categorical_feature=data.spec.categorical_indices,
+    split = plan_split(np.unique(data.cutoff), settings.horizon_days)
+    rows = customer_sample(data, data.rows(split.full), settings.train_max_rows)
+    X, y, categorical = data.X[rows], data.y[rows], data.spec.categorical_indices
+    del data
+    ds = lgb.Dataset(X, y.astype(float), categorical_feature=categorical,
                      params={"verbose": -1, "num_threads": settings.train_threads})
     started, cpu = time.perf_counter(), time.process_time()
     lgb.train(params, ds, rounds)
     return {"bare_fit_s": round(time.perf_counter() - started, 2), "bare_fit_cpu_s": round(time.process_time() - cpu, 2),
-            "bare_fit_rows": int(len(data.y)), "bare_fit_features": int(data.X.shape[1]),
-            "bare_fit_matrix_mb": round(data.X.nbytes / 2**20, 1), "bare_fit_positive_share": float(np.mean(data.y))}
+            "bare_fit_rows": int(len(y)), "bare_fit_features": int(X.shape[1]),
+            "bare_fit_matrix_mb": round(X.nbytes / 2**20, 1), "bare_fit_positive_share": round(float(np.mean(y)), 4)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -181,6 +185,15 @@ def main(argv: list[str] | None = None) -> dict:
         "production_cv_auc": round(metrics.get("production_cv_auc", float("nan")), 4),
         "chosen": {**lgbm_params, "num_iteration": int(params["num_iteration"]),
                    "calibration": params["calibration"], "search_trials": int(params["search_trials"])},
+        "trees": int(params["num_iteration"]),
+        "max_leaves_per_tree": int(lgbm_params.get("num_leaves", 31)),
+        "backtest_origins": {k.split("/")[1]: round(v, 4) for k, v in sorted(metrics.items())
+                             if k.startswith("origin/") and k.endswith("/auc")},
+        "backtest_ece_max": round(metrics.get("backtest_ece_max", float("nan")), 4),
+        "rows": {"fit_backtest": int(metrics.get("fit_rows_backtest", 0)),
+                 "fit_production": int(metrics.get("fit_rows_production", 0)),
+                 "search": int(metrics.get("search_rows", 0)),
+                 "calibration": int(metrics.get("calibration_rows", 0))},
         "train_wall_s": round(train_s, 1),
         "train_cpu_s": round(train_cpu_s, 1),
         "peak_rss_mb": peak,

@@ -57,6 +57,11 @@ class Settings:
     train_cv_folds: int = 3  # customer folds for early stopping and out-of-fold calibration
     train_refit: bool = True  # production booster refitted on every full-label cutoff
     train_backtest_origins: int = 3  # rolling origins: the test cutoff and the ones before it
+    # above these row counts a stable sample of whole customers is used (see ml/train.py): the
+    # boosters' fit, and the search and rolling origins (benchmarks/results/model-M.json)
+    train_max_rows: int = 1_500_000
+    train_search_max_rows: int = 300_000
+    train_calibration_max_rows: int = 500_000  # out-of-fold rows the calibrators are fitted on, at most
     train_threads: int = 2
     calibration_method: str = "auto"  # auto | isotonic | platt
     mlflow_tracking_uri: str | None = None  # default: sqlite under the warehouse

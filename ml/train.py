@@ -168,18 +168,18 @@ def _floats(table):
     return table.cast(pa.schema(fields))
 
 
-def _examples_sql(settings: Settings, where: str = "") -> tuple[str, list]:
+def _examples_sql(settings: Settings, where: str = "", ordered: bool = True) -> tuple[str, list]:
     """This horizon's examples with complete labels, in a fixed order (same data → same model)."""
     sql = "select * from marts.training_examples where horizon_days = ?"
     params: list = [settings.horizon_days]
     if settings.as_of is not None:
         sql += " and as_of_date + to_days(horizon_days) <= ?"
         params.append(settings.as_of)
-    return sql + where + " order by as_of_date, customer_id", params
+    return sql + where + (" order by as_of_date, customer_id" if ordered else ""), params
 
 
 def feature_spec(con, sql: str, params: list) -> FeatureSpec:
-    """Features, text levels and medians from DuckDB aggregates, before any row reaches Python."""
+    """Features and text levels from DuckDB, before any row reaches Python (medians come later)."""
     rel = con.sql(sql, params=params)
     types = dict(zip(rel.columns, (str(t) for t in rel.types)))
     features = feature_columns(rel.columns)
@@ -190,21 +190,33 @@ def feature_spec(con, sql: str, params: list) -> FeatureSpec:
                                       params).fetchall()]
         for c in text
     }
-    row = con.execute(f"select {', '.join(f'median({quote(c)})::double' for c in numeric)} from ({sql})",
-                      params).fetchall()[0] if numeric else ()
-    medians = {c: float(v) if v is not None else 0.0 for c, v in zip(numeric, row)}
-    return FeatureSpec(features + list(CALENDAR_FEATURES), categories, medians)
+    return FeatureSpec(features + list(CALENDAR_FEATURES), categories, {c: 0.0 for c in numeric})
+
+
+def _medians(spec: FeatureSpec, X: np.ndarray, sample_rows: int = 200_000) -> dict[str, float]:
+    """Typical value per numeric feature, from a fixed sample of the matrix's rows (exact median
+    over every row of every column would cost DuckDB gigabytes at tier M for a reason's wording)."""
+    rows = np.arange(len(X))
+    if len(X) > sample_rows:
+        rows = np.sort(np.random.default_rng(0).choice(len(X), sample_rows, replace=False))
+    out = {}
+    for name in spec.medians:
+        column = X[rows, spec.features.index(name)]
+        out[name] = float(np.nanmedian(column)) if np.isfinite(column).any() else 0.0
+    return out
 
 
 def read_examples(settings: Settings, batch_rows: int = 500_000) -> Examples:
     """DuckDB → Arrow record batches → one float32 matrix, filled batch by batch.
 
     Only the matrix and a few side columns are ever held whole; the Arrow data passes through
-    one batch at a time, so memory stays near the matrix's own size at any tier.
+    one batch at a time, so memory stays near the matrix's own size at any tier. Rows are put in
+    (cutoff, customer) order here rather than by DuckDB: sorting every column of every row in the
+    database took gigabytes at tier M (measured: 12 GB peak), sorting two keys in numpy does not.
     """
     import pyarrow as pa
 
-    sql, params = _examples_sql(settings)
+    sql, params = _examples_sql(settings, ordered=False)
     with connect(settings, read_only=True) as con:
         n = con.execute(f"select count(*) from ({sql})", params).fetchall()[0][0]
         if n == 0:
@@ -225,8 +237,14 @@ def read_examples(settings: Settings, batch_rows: int = 500_000) -> Examples:
             info.append(table.select([c for c in side if c in table.column_names]).to_pandas())
             at += m
     ids = np.concatenate(ids)
-    return Examples(spec, X, y, cutoff, customer_folds(ids, settings.train_cv_folds),
-                    pd.concat(info, ignore_index=True))
+    codes, _ = pd.factorize(ids, sort=True)
+    order = np.lexsort((codes, cutoff))  # as_of_date, then customer_id: same data → same model
+    del codes
+    if not np.array_equal(order, np.arange(n)):
+        X, y, cutoff, ids = X[order], y[order], cutoff[order], ids[order]
+    info = pd.concat(info, ignore_index=True).iloc[order].reset_index(drop=True)
+    spec.medians = _medians(spec, X)
+    return Examples(spec, X, y, cutoff, customer_folds(ids, settings.train_cv_folds), info)
 
 
 def read_frame(settings: Settings, cutoff: dt.date) -> pd.DataFrame:
@@ -282,7 +300,7 @@ class CrossFit:
     iterations: list[int]
     margin: np.ndarray  # out-of-fold margin on the calibration rows
     y: np.ndarray
-    score: float  # out-of-fold AUC on the calibration rows
+    score: float  # out-of-fold AUC on the early-stopping rows (the validation cutoff)
 
     @property
     def num_iteration(self) -> int:
@@ -301,16 +319,45 @@ def _dataset(timer: Timer, data: Examples, rows: np.ndarray, threads: int):
     return timer.construct(ds), idx
 
 
-def cross_fit(timer: Timer, data: Examples, ds, idx: np.ndarray, calibrate_on: np.ndarray, params: dict,
-              folds: int, rounds: int | None = None) -> CrossFit:
+def customer_sample(data: Examples, rows: np.ndarray, max_rows: int) -> np.ndarray:
+    """``rows`` restricted to a stable share of customers (a hash of the id), about ``max_rows`` rows.
+
+    Whole customers, so every sampled customer keeps all their cutoffs; the same data always
+    gives the same sample.
+    """
+    n = int(rows.sum())
+    if n <= max_rows:
+        return rows
+    share = max_rows / n
+    ids = data.info["customer_id"].to_numpy(object)
+    u = pd.util.hash_array(ids, hash_key="churnwatchsample") % np.uint64(1_000_000) / 1_000_000
+    return rows & (u < share)
+
+
+def _calibration_rows(rows: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+    """A fixed random subset of ``rows`` (all of them when few): enough to pin a calibrator down."""
+    n = int(rows.sum())
+    if n <= max_rows:
+        return rows
+    keep = np.zeros_like(rows)
+    keep[np.sort(np.random.default_rng(seed).choice(np.flatnonzero(rows), max_rows, replace=False))] = True
+    return keep
+
+
+def cross_fit(timer: Timer, data: Examples, ds, idx: np.ndarray, stop_on: np.ndarray, params: dict,
+              folds: int, rounds: int | None = None, calibrate_on: np.ndarray | None = None) -> CrossFit:
     """Customer-fold boosters on ``ds`` (rows ``idx``); out-of-fold margins on ``calibrate_on`` rows.
 
-    Without ``rounds`` each fold is early-stopped on its own customers' calibration rows.
+    Without ``rounds`` each fold is early-stopped on its own customers' ``stop_on`` rows (the
+    validation cutoff), which also give the out-of-fold AUC that ranks search candidates.
+    ``calibrate_on`` (default: ``stop_on``) may span every cutoff of the fit: fold k's customers
+    are unseen by fold k's booster at all of them, and more rows make a steadier calibrator.
     """
     import lightgbm as lgb
 
     fold = data.fold[idx]
-    target = calibrate_on[idx]
+    target = stop_on[idx]
+    calibrate = target if calibrate_on is None else calibrate_on[idx]
     margin = np.full(len(idx), np.nan)
     iterations = []
     for k in range(folds):
@@ -324,9 +371,10 @@ def cross_fit(timer: Timer, data: Examples, ds, idx: np.ndarray, calibrate_on: n
         else:
             booster = timer.fit(params, dtrain, rounds)
             iterations.append(rounds)
-        margin[valid_local] = booster.predict(data.X[idx[valid_local]], num_iteration=iterations[-1], raw_score=True)
-    y = data.y[idx][target]
-    return CrossFit(params, iterations, margin[target], y, auc(y, margin[target]))
+        out_local = np.flatnonzero((target | calibrate) & (fold == k))
+        margin[out_local] = booster.predict(data.X[idx[out_local]], num_iteration=iterations[-1], raw_score=True)
+    y = data.y[idx]
+    return CrossFit(params, iterations, margin[calibrate], y[calibrate], auc(y[target], margin[target]))
 
 
 def lgbm_params(settings: Settings, overrides: dict, y: np.ndarray) -> dict:
@@ -355,12 +403,13 @@ def search_candidates(trials: int, seed: int) -> list[dict]:
     return out[: max(trials, 1)]
 
 
-def tune(timer: Timer, settings: Settings, data: Examples, ds, idx, calibrate_on) -> tuple[CrossFit, list[dict]]:
+def tune(timer: Timer, settings: Settings, data: Examples, ds, idx, stop_on,
+         calibrate_on=None) -> tuple[CrossFit, list[dict]]:
     """Bounded search: each candidate cross-fitted and early-stopped; best out-of-fold AUC wins."""
     best, history = None, []
     for i, overrides in enumerate(search_candidates(settings.train_search_trials, settings.seed)):
         params = lgbm_params(settings, overrides, data.y[idx])
-        cf = cross_fit(timer, data, ds, idx, calibrate_on, params, settings.train_cv_folds)
+        cf = cross_fit(timer, data, ds, idx, stop_on, params, settings.train_cv_folds, calibrate_on=calibrate_on)
         history.append({"trial": i, **overrides, "cv_auc": cf.score, "iterations": cf.iterations})
         log.info("trial %d %s: cv auc %.4f, trees %s", i, overrides, cf.score, cf.iterations)
         if best is None or cf.score > best.score + 1e-6:  # ties keep the earlier (simpler) candidate
@@ -374,12 +423,14 @@ def fit_scorer(timer: Timer, settings: Settings, ds, cf: CrossFit) -> Scorer:
     return Scorer(booster, cf.num_iteration, calibrator)
 
 
-def rolling_origins(timer: Timer, settings: Settings, data: Examples, split: Split, params: dict) -> dict[str, float]:
+def rolling_origins(timer: Timer, settings: Settings, data: Examples, split: Split, params: dict,
+                    customers: np.ndarray) -> dict[str, float]:
     """The recipe again, standing at earlier cutoffs: how stable the backtest is over time.
 
     At each origin o (the cutoffs before the test cutoff, newest first) only labels observable at
-    o fit the booster, early-stopped and calibrated out of fold at the latest of them; the tuned
-    settings are kept (the search ran once, at the test cutoff).
+    o fit the booster, early-stopped out of fold at the latest of them and calibrated out of fold
+    on all of them; the tuned settings are kept (the search ran once, at the test cutoff). Rows
+    come from ``customers`` (the search sample on large data), the origin is scored on all.
     """
     out: dict[str, float] = {}
     earlier = [c for c in sorted(split.full, reverse=True) if c < split.test][: max(settings.train_backtest_origins - 1, 0)]
@@ -387,8 +438,10 @@ def rolling_origins(timer: Timer, settings: Settings, data: Examples, split: Spl
         honest = [c for c in split.full if c + dt.timedelta(days=settings.horizon_days) <= origin]
         if not honest:
             break
-        ds, idx = _dataset(timer, data, data.rows(honest), settings.train_threads)
-        cf = cross_fit(timer, data, ds, idx, data.rows([honest[-1]]), params, settings.train_cv_folds)
+        fit_rows = data.rows(honest) & customers
+        ds, idx = _dataset(timer, data, fit_rows, settings.train_threads)
+        cf = cross_fit(timer, data, ds, idx, data.rows([honest[-1]]), params, settings.train_cv_folds,
+                       calibrate_on=_calibration_rows(fit_rows, settings.train_calibration_max_rows, settings.seed))
         scorer = fit_scorer(timer, settings, ds, cf)
         rows = data.rows([origin])
         report = classification_report(data.y[rows], scorer.proba(data.X[rows]))
@@ -459,7 +512,7 @@ def spend_later(settings: Settings) -> pd.Series:
 
 
 def evaluate(timer: Timer, settings: Settings, data: Examples, split: Split, best: CrossFit,
-             p_test: np.ndarray) -> tuple[dict, dict, dict, object]:
+             p_test: np.ndarray, customers: np.ndarray) -> tuple[dict, dict, dict, object]:
     """Test-cutoff metrics of the model and the baselines, rolling origins and segment AUCs."""
     honest, test = data.rows(split.honest), data.rows([split.test])
     y_test = data.y[test]
@@ -476,7 +529,7 @@ def evaluate(timer: Timer, settings: Settings, data: Examples, split: Split, bes
             if k in report:
                 metrics[f"baseline_{baseline.name}_{k}"] = report[k]
     origins = {f"origin/{split.test}/{k}": metrics[f"test_{k}"] for k in ("auc", "ece", "brier", "base_rate")}
-    origins.update(rolling_origins(timer, settings, data, split, best.params))
+    origins.update(rolling_origins(timer, settings, data, split, best.params, customers))
     aucs = [v for k, v in origins.items() if k.endswith("/auc")]
     metrics.update({**origins, "backtest_origins": float(len(aucs)), "backtest_auc_mean": float(np.mean(aucs)),
                     "backtest_auc_min": float(np.min(aucs)),
@@ -503,25 +556,41 @@ def train(settings: Settings) -> TrainResult:
     with timer.phase("load"):
         data = read_examples(settings)
         split = plan_split(np.unique(data.cutoff), settings.horizon_days)
-        honest, test, full = data.rows(split.honest), data.rows([split.test]), data.rows(split.full)
+        # on very large data the boosters fit a stable sample of whole customers (every customer
+        # of the test cutoff is still scored and evaluated); below train_max_rows, every row
+        fitted = customer_sample(data, data.rows(split.full), settings.train_max_rows)
+        honest, test, full = data.rows(split.honest) & fitted, data.rows([split.test]), data.rows(split.full) & fitted
         at_valid, at_test = data.rows([split.valid]), test
         test_frame = read_frame(settings, split.test)
         if not np.array_equal(test_frame["customer_id"].to_numpy(object), data.info.loc[test, "customer_id"].to_numpy(object)):
             raise RuntimeError("training_examples changed while training read it: rerun once the feature build is done")
 
-    # tune and fit the backtest scorer on honest rows; calibrate out of fold at the validation cutoff
+    # tune and fit the backtest scorer on honest rows: early-stopped out of fold at the validation
+    # cutoff, calibrated on out-of-fold margins at every honest cutoff. On large data the search
+    # runs on a stable sample of customers; the chosen settings are then cross-fitted on all rows.
     with timer.phase("backtest"):
-        ds_honest, idx_honest = _dataset(timer, data, honest, settings.train_threads)
-        best, trials = tune(timer, settings, data, ds_honest, idx_honest, at_valid)
+        searched = customer_sample(data, honest, settings.train_search_max_rows)
+        calibrate = _calibration_rows(honest, settings.train_calibration_max_rows, settings.seed)
+        ds_honest, idx_honest = _dataset(timer, data, searched, settings.train_threads)
+        if searched.sum() == honest.sum():
+            best, trials = tune(timer, settings, data, ds_honest, idx_honest, at_valid, calibrate)
+        else:
+            chosen, trials = tune(timer, settings, data, ds_honest, idx_honest, at_valid)
+            del ds_honest
+            ds_honest, idx_honest = _dataset(timer, data, honest, settings.train_threads)
+            best = cross_fit(timer, data, ds_honest, idx_honest, at_valid, chosen.params, settings.train_cv_folds,
+                             calibrate_on=calibrate)
         backtest = fit_scorer(timer, settings, ds_honest, best)
         del ds_honest
 
-    # production: the same recipe on every full-label cutoff, calibrated out of fold at the test cutoff
+    # production: the same recipe on every full-label cutoff, early-stopping rounds kept, calibrated
+    # out of fold at every full-label cutoff
     with timer.phase("production"):
         if settings.train_refit and split.is_honest:
             ds_full, idx_full = _dataset(timer, data, full, settings.train_threads)
             cf_full = cross_fit(timer, data, ds_full, idx_full, at_test, best.params, settings.train_cv_folds,
-                                rounds=best.num_iteration)
+                                rounds=best.num_iteration,
+                                calibrate_on=_calibration_rows(full, settings.train_calibration_max_rows, settings.seed))
             production = fit_scorer(timer, settings, ds_full, cf_full)
             del ds_full
         else:
@@ -530,7 +599,10 @@ def train(settings: Settings) -> TrainResult:
     # evaluate on the test cutoff: model, baselines, rolling origins, segments
     with timer.phase("evaluate"):
         y_test, p_test = data.y[test], backtest.proba(data.X[test])
-        metrics, scores, segments, bgnbd = evaluate(timer, settings, data, split, best, p_test)
+        metrics, scores, segments, bgnbd = evaluate(timer, settings, data, split, best, p_test,
+                                                    customer_sample(data, full, settings.train_search_max_rows))
+        metrics.update({"fit_rows_backtest": float(honest.sum()), "fit_rows_production": float(full.sum()),
+                        "search_rows": float(searched.sum()), "calibration_rows": float(len(best.y))})
         if cf_full is not None:
             metrics["production_cv_auc"] = cf_full.score
 
@@ -539,7 +611,7 @@ def train(settings: Settings) -> TrainResult:
         value_model, value_metrics = fit_value(
             timer.fit, data.spec, data.X, data.y, data.cutoff, data.info,
             {"seed": settings.seed, "num_threads": settings.train_threads},
-            lambda: btyd_value(settings, data, split))
+            lambda: btyd_value(settings, data, split), rows=fitted)
         metrics.update(value_metrics)
 
     model = ChurnModel(data.spec, production, backtest, settings.horizon_days, value_model)

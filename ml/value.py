@@ -107,18 +107,18 @@ def spend_between(info: pd.DataFrame, cutoff: np.ndarray, origin, end, retained:
 
 
 def fit_value(fit, spec, X: np.ndarray, y: np.ndarray, cutoff: np.ndarray, info: pd.DataFrame, params: dict,
-              btyd_fallback) -> tuple[object, dict[str, float]]:
+              btyd_fallback, rows: np.ndarray | None = None) -> tuple[object, dict[str, float]]:
     """The value model and its honest error, as ``value_*`` metrics.
 
     ``fit`` is ``lightgbm.train`` (or a timed wrapper); ``btyd_fallback()`` returns (model, metrics)
-    when the cutoffs do not span a year.
+    when the cutoffs do not span a year. ``rows`` (default: all) limits the customers it learns from.
     """
     pairs = year_pairs({pd.Timestamp(c).date() for c in np.unique(cutoff)})
     if len(pairs) < 2:
         return btyd_fallback()
     import lightgbm as lgb
 
-    retained = y == 0
+    retained = (y == 0) if rows is None else (y == 0) & rows
     examples = [spend_between(info, cutoff, origin, end, retained) for origin, end in pairs]
     params = {**REGRESSOR_PARAMS, **params}
 

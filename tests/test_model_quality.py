@@ -60,6 +60,7 @@ def test_backtest_beats_the_baselines_and_approaches_the_oracle(trained):
     assert metrics["ece"] < 0.045  # the estimator's own noise at 7k customers is ~0.015
     assert 0.1 < metrics["brier"] < 0.2 and metrics["lift_at_10pct"] > 1.7
     assert run["backtest_origins"] == 3 and run["backtest_auc_min"] > run["baseline_bgnbd_auc"] - 0.02
+    assert run["calibration_rows"] > 5 * run["test_rows"]  # out of fold at every honest cutoff, not one
 
 
 def test_the_run_holds_plots_card_signature_and_tags(trained):

@@ -12,7 +12,7 @@ from ml.btyd import BGNBD, GammaGamma
 from ml.calibration import IsotonicCalibrator, PlattCalibrator, fit_calibrator
 from ml.metrics import auc, expected_calibration_error
 from ml.model import FeatureSpec
-from ml.train import customer_folds, plan_split, search_candidates
+from ml.train import Examples, _calibration_rows, customer_folds, customer_sample, plan_split, search_candidates
 
 
 def simulate_bgnbd(n: int, r=0.8, alpha=30.0, a=0.7, b=3.0, horizon=90.0, seed=0):
@@ -113,6 +113,20 @@ def test_folds_are_stable_per_customer_and_search_is_seeded():
     assert list(customer_folds(ids, 3)) == list(f)
     a, b = search_candidates(6, 42), search_candidates(6, 42)
     assert a == b and a[0] == {} and len(a) == 6 and len({str(sorted(c.items())) for c in a}) == 6
+
+
+def test_search_sample_keeps_whole_customers_and_is_stable():
+    ids = np.array([f"c{i:05d}" for i in range(2_000)] * 5, dtype=object)  # 5 cutoffs per customer
+    data = Examples(FeatureSpec([]), np.zeros((len(ids), 0), np.float32), np.zeros(len(ids), np.int8),
+                    np.zeros(len(ids), "datetime64[D]"), customer_folds(ids, 3), pd.DataFrame({"customer_id": ids}))
+    everything = np.ones(len(ids), bool)
+    assert customer_sample(data, everything, len(ids)) is everything  # small data: all rows
+    sample = customer_sample(data, everything, 2_500)
+    assert 1_800 < sample.sum() < 3_200 and sample.sum() % 5 == 0  # whole customers, about the size asked
+    kept = set(ids[sample])
+    assert all(sample[np.isin(ids, list(kept))]) and np.array_equal(sample, customer_sample(data, everything, 2_500))
+    calibrate = _calibration_rows(everything, 1_000, seed=1)
+    assert calibrate.sum() == 1_000 and np.array_equal(calibrate, _calibration_rows(everything, 1_000, seed=1))
 
 
 def test_feature_spec_codes_text_and_keeps_unknowns_missing():
