@@ -169,9 +169,15 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         """The honest twin's probability: what the promotion gate compares on a test cutoff."""
         return self.backtest.proba(self.spec.matrix(frame))
 
-    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
-        contrib = self.production.contributions(self.spec.matrix(frame))
-        return pd.DataFrame(contrib, columns=self.features, index=frame.index)
+    def contributions(self, frame: pd.DataFrame, matrix: np.ndarray | None = None) -> pd.DataFrame:
+        """LightGBM's exact TreeSHAP contributions per feature (``pred_contrib`` without the bias),
+        computed once per distinct route through each tree (ml/contributions.py); ``matrix``: the
+        frame's ``spec.matrix`` when the caller already has it."""
+        from ml.contributions import pred_contrib
+
+        X = self.spec.matrix(frame) if matrix is None else matrix
+        contrib = pred_contrib(self.production.booster, X, self.production.num_iteration)
+        return pd.DataFrame(contrib, columns=self.features, index=frame.index, copy=False)
 
     def value_side(self, frame: pd.DataFrame) -> pd.DataFrame:
         return self.spec.value_side(frame)
