@@ -8,6 +8,7 @@ running side by side never share compiled state.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import threading
@@ -20,6 +21,17 @@ from ml.settings import Settings
 # the feature layer: marts/features and everything upstream of it (staging + intermediate)
 FEATURE_SELECTOR = "+marts.features"
 FEATURE_MARTS = ("customer_features", "training_examples")
+# days the incremental daily models re-read before the newest day they hold (dbt var)
+INCREMENTAL_LOOKBACK_DAYS = 2
+# the daily intermediate tables and their date columns: rows up to a run's tested-through
+# date are never rewritten by a later run, so later runs test only the rows after it
+DAILY_TABLES = {
+    "int_orders_joined_to_items": "order_date",
+    "int_order_items_aggregated_to_customer_products": "first_purchased_date",
+    "int_orders_aggregated_to_customer_days": "order_date",
+    "int_events_aggregated_to_sessions": "session_date",
+}
+TESTED_MARKER = "features_tested.json"
 
 _ENV_LOCK = threading.Lock()  # dbt reads os.environ; one in-process invocation at a time
 
@@ -30,6 +42,7 @@ def dbt_vars(settings: Settings) -> dict:
         "horizon_days": int(settings.horizon_days),
         "cutoff_step_days": int(settings.cutoff_step_days),
         "n_training_cutoffs": int(settings.n_training_cutoffs),
+        "incremental_lookback_days": INCREMENTAL_LOOKBACK_DAYS,
     }
     if settings.as_of is not None:
         out["as_of_date"] = settings.as_of.isoformat()
@@ -106,24 +119,69 @@ def run_dbt(settings: Settings, command: list[str]) -> object:
     return result.result
 
 
-def _node_timings(run_result) -> dict[str, float]:
+def _node_timings(run_result, resource_type: str = "model") -> dict[str, float]:
     out = {}
     for node_result in getattr(run_result, "results", None) or []:
         node = getattr(node_result, "node", None)
-        if node is not None and getattr(node, "resource_type", None) == "model":
+        if node is not None and getattr(node, "resource_type", None) == resource_type:
             out[node.name] = round(float(getattr(node_result, "execution_time", 0.0) or 0.0), 3)
     return out
+
+
+def _tested_vars(settings: Settings, full_refresh: bool) -> dict:
+    """dbt vars that scope the data tests to what this run builds.
+
+    After a successful build, the feature layer's cutoffs and the newest rows of the daily
+    tables are recorded beside the warehouse; rows at those cutoffs (append-only, never
+    rewritten) and daily rows up to that date (re-read only after it) are not tested again.
+    A full refresh, a missing record or a missing table tests everything.
+    """
+    marker = settings.warehouse / "dbt" / TESTED_MARKER
+    if full_refresh or not marker.exists() or not settings.db_path.exists():
+        return {}
+    import duckdb
+
+    recorded = json.loads(marker.read_text())
+    con = duckdb.connect(str(settings.db_path), read_only=True)
+    try:
+        present = {str(r[0]) for r in con.execute(
+            "select distinct as_of_date from marts.customer_features").fetchall()}
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()
+    cutoffs = sorted(present & set(recorded.get("cutoffs", [])))
+    out = {"tested_through_date": recorded["through_date"]} if recorded.get("through_date") else {}
+    if cutoffs:
+        out["tested_cutoffs"] = ", ".join(f"date '{c}'" for c in cutoffs)
+    return out
+
+
+def _record_tested(settings: Settings, con) -> None:
+    """Remember what this (successful) build tested: see ``_tested_vars``."""
+    cutoffs = [str(r[0]) for r in con.execute(
+        "select distinct as_of_date from marts.customer_features order by 1").fetchall()]
+    newest = [con.execute(f"select max({column}) from intermediate.{table}").fetchone()[0]
+              for table, column in DAILY_TABLES.items()]
+    newest = [d for d in newest if d is not None]
+    through = (min(newest) - dt.timedelta(days=INCREMENTAL_LOOKBACK_DAYS)) if newest else None
+    marker = settings.warehouse / "dbt" / TESTED_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"cutoffs": cutoffs,
+                                  "through_date": through.isoformat() if through else None}) + "\n")
 
 
 def build_features(settings: Settings, full_refresh: bool = False) -> dict:
     """``dbt build`` the feature layer (staging, intermediate, marts/features) with its tests.
 
     Incremental by default: cutoffs already in the marts are kept and only new days of
-    activity are aggregated. Returns row counts and timings.
+    activity are aggregated; data tests check what this run built (see ``_tested_vars``).
+    Returns row counts and timings.
     """
     import duckdb
 
-    command = ["build", "--select", FEATURE_SELECTOR]
+    command = ["build", "--select", FEATURE_SELECTOR,
+               "--vars", json.dumps({**dbt_vars(settings), **_tested_vars(settings, full_refresh)})]
     if full_refresh:
         command.append("--full-refresh")
     started = time.perf_counter()
@@ -140,6 +198,7 @@ def build_features(settings: Settings, full_refresh: bool = False) -> dict:
             "select cutoff_role, cast(cutoff_date as varchar) from intermediate.int_cutoffs_enumerated "
             "order by cutoff_date desc"
         ).fetchall()
+        _record_tested(settings, con)
     finally:
         con.close()
     return {
@@ -148,5 +207,6 @@ def build_features(settings: Settings, full_refresh: bool = False) -> dict:
         "scoring_cutoff": next((d for role, d in cutoffs if role == "scoring"), None),
         "training_cutoffs": [d for role, d in cutoffs if role == "training"],
         "model_seconds": _node_timings(run_result),
+        "test_seconds": _node_timings(run_result, "test"),
         "full_refresh": full_refresh,
     }

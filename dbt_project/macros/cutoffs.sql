@@ -53,20 +53,20 @@
 {%- endmacro %}
 
 
-{% macro pending_cutoffs(relation_name, schema='marts', cutoff_role=none, per_horizon=false) -%}
+{% macro pending_cutoff_dates(relation_name, schema='marts', cutoff_role=none, per_horizon=false) -%}
     {#-
-        The spine's cutoffs that <schema>.<relation_name> does not hold yet, as a SQL list of
-        dates. Features (and labels) at a cutoff depend only on data on or before it (the label
-        window on data up to t + horizon <= as-of), so a cutoff once built stays valid and an
-        incremental run computes only the new ones (all of them on a full refresh).
+        The spine's cutoffs that <schema>.<relation_name> does not hold yet, as a sorted list of
+        ISO dates. Features (and labels) at a cutoff depend only on data on or before it (the
+        label window on data up to t + horizon <= as-of), so a cutoff once built stays valid and
+        an incremental run computes only the new ones (all of them on a full refresh).
     -#}
     {%- if not execute -%}
-        {{ return('null') }}
+        {{ return([]) }}
     {%- endif -%}
     {%- set spine = ref('int_cutoffs_enumerated') -%}
     {%- if adapter.get_relation(database=spine.database, schema=spine.schema,
                                 identifier=spine.identifier) is none -%}
-        {{ return('null') }}  {#- e.g. `dbt compile` before the spine was ever built -#}
+        {{ return([]) }}  {#- e.g. `dbt compile` before the spine was ever built -#}
     {%- endif -%}
     {%- set existing = adapter.get_relation(
         database=target.database, schema=schema, identifier=relation_name) -%}
@@ -84,7 +84,47 @@
         {%- endif %}
         order by 1
     {%- endset -%}
-    {{ return(cutoff_dates_sql(run_query(query).columns[0].values())) }}
+    {{ return(run_query(query).columns[0].values() | list) }}
+{%- endmacro %}
+
+
+{% macro pending_cutoffs(relation_name, schema='marts', cutoff_role=none, per_horizon=false) -%}
+    {#- pending_cutoff_dates as a SQL list of dates (`null` when none) -#}
+    {{ return(cutoff_dates_sql(pending_cutoff_dates(relation_name, schema, cutoff_role, per_horizon))) }}
+{%- endmacro %}
+
+
+{% macro union_per_cutoff(cutoffs) -%}
+    {#-
+        `{% call(cutoff, cutoff_index) union_per_cutoff(dates) %} select ... {% endcall %}`: the
+        caller's query once per cutoff (a date literal; its index in the sorted list), glued
+        with union all. One small aggregation
+        per cutoff (group by customer, rows filtered by date) is far cheaper than joining every
+        row to every cutoff it falls before and grouping by (customer, cutoff). No cutoffs:
+        the query once, returning no rows.
+    -#}
+    {%- if cutoffs | length == 0 %}
+    select * from ({{ caller("date '1900-01-01'", 0) }}) limit 0
+    {%- else %}
+    {%- for cutoff in cutoffs %}
+    ({{ caller("date '" ~ cutoff ~ "'", loop.index0) }})
+    {{- '\n    union all' if not loop.last }}
+    {%- endfor %}
+    {%- endif %}
+{%- endmacro %}
+
+
+{% macro cutoff_bucket(date_column, cutoffs) -%}
+    {#- index (0-based) of the first of the sorted cutoffs on or after the date -#}
+    {%- if cutoffs | length == 0 %}
+    cast(null as integer)
+    {%- else %}
+    case
+    {%- for cutoff in cutoffs %}
+        when {{ date_column }} <= date '{{ cutoff }}' then {{ loop.index0 }}
+    {%- endfor %}
+    end
+    {%- endif %}
 {%- endmacro %}
 
 

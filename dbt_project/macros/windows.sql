@@ -25,3 +25,15 @@
         rows, NULL when the source has no data yet at the cutoff -#}
     case when {{ source_flag }} then coalesce({{ expression }}, 0) end
 {%- endmacro %}
+
+
+{% macro rows_at_cutoff(relation, date_column, cutoff, window_days=none) -%}
+    {#- the rows dated on or before the cutoff (within window_days of it, when given), with
+        days_before_cutoff for window_sum: the input of one branch of union_per_cutoff -#}
+    (
+        select *, {{ cutoff }} - {{ date_column }} as days_before_cutoff
+        from {{ relation }}
+        where {{ date_column }} <= {{ cutoff }}
+        {%- if window_days %} and {{ date_column }} > {{ cutoff }} - {{ window_days }}{% endif %}
+    )
+{%- endmacro %}

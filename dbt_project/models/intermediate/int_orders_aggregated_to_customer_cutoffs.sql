@@ -1,13 +1,8 @@
+-- depends_on: {{ ref('int_cutoffs_enumerated') }}
 {#- Order features per customer and cutoff: recency, frequency, monetary, gaps, outcomes. -#}
+{%- set cutoffs = pending_cutoff_dates('customer_features') %}
 
 with
-
-cutoffs as (
-
-    select * from {{ ref('int_cutoffs_enumerated') }}
-    where cutoff_date in ({{ pending_cutoffs('customer_features') }})
-
-),
 
 order_days as (
 
@@ -15,23 +10,13 @@ order_days as (
 
 ),
 
-order_days_before_cutoffs as (
-
-    select
-        cutoffs.cutoff_date,
-        order_days.*,
-        cutoffs.cutoff_date - order_days.order_date as days_before_cutoff
-
-    from order_days
-    inner join cutoffs on order_days.order_date <= cutoffs.cutoff_date
-
-),
-
 aggregated as (
 
+    {% call(cutoff, cutoff_index) union_per_cutoff(cutoffs) -%}
     select
-        customer_id,
-        cutoff_date as as_of_date,
+        customer_key,
+        any_value(customer_id) as customer_id,
+        {{ cutoff }} as as_of_date,
         min(order_date) as first_order_date,
         max(order_date) as last_order_date,
         {%- for days in feature_windows() %}
@@ -57,9 +42,9 @@ aggregated as (
         sum(count_new_products) as count_distinct_products,
         sum(count_new_categories) as count_distinct_categories,
         {{ window_sum('count_new_products', 90) }} as count_new_products_90d
-
-    from order_days_before_cutoffs
-    group by 1, 2
+    from {{ rows_at_cutoff('order_days', 'order_date', cutoff) }}
+    group by customer_key
+    {%- endcall %}
 
 ),
 
@@ -113,7 +98,9 @@ final as (
             as avg_units_per_order,
         count_distinct_products,
         count_distinct_categories,
-        count_new_products_90d
+        count_new_products_90d,
+
+        customer_key
 
     from aggregated
 

@@ -9,7 +9,8 @@ with
 
 orders as (
 
-    select * from {{ ref('int_orders_joined_to_items') }}
+    select *, {{ customer_key('customer_id') }} as customer_key
+    from {{ ref('int_orders_joined_to_items') }}
     where {{ incremental_since('order_date') }}
 
 ),
@@ -17,7 +18,7 @@ orders as (
 first_purchases as (
 
     select
-        customer_id,
+        customer_key,
         first_purchased_date as order_date,
         count(*) as count_new_products,
         count(*) filter (where is_first_in_category) as count_new_categories
@@ -31,8 +32,9 @@ first_purchases as (
 aggregated_orders as (
 
     select
-        customer_id,
+        customer_key,
         order_date,
+        any_value(customer_id) as customer_id,
         count(*) as count_orders,
         count(*) filter (where is_cancelled) as count_cancelled_orders,
         count(*) filter (where is_returned) as count_returned_orders,
@@ -57,7 +59,7 @@ aggregated as (
 
     from aggregated_orders
     left join first_purchases
-        on aggregated_orders.customer_id = first_purchases.customer_id
+        on aggregated_orders.customer_key = first_purchases.customer_key
         and aggregated_orders.order_date = first_purchases.order_date
 
 ),
@@ -66,7 +68,7 @@ aggregated as (
 previous_order_days as (
 
     -- the latest order day already aggregated before this batch, to chain the gaps
-    select customer_id, max(order_date) as order_date
+    select customer_key, max(order_date) as order_date
     from {{ this }}
     where order_date < (select min(order_date) from aggregated)
     group by 1
@@ -78,12 +80,12 @@ chained as (
 
     select
         *,
-        lag(order_date) over (partition by customer_id order by order_date) as previous_order_date
+        lag(order_date) over (partition by customer_key order by order_date) as previous_order_date
     from (
         select *, true as is_new from aggregated
         {%- if is_incremental() %}
         union all by name
-        select customer_id, order_date, false as is_new from previous_order_days
+        select customer_key, order_date, false as is_new from previous_order_days
         {%- endif %}
     )
 

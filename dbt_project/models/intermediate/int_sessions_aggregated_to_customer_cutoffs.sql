@@ -1,47 +1,23 @@
+-- depends_on: {{ ref('int_cutoffs_enumerated') }}
 {#- Browsing features per customer and cutoff: sessions, funnel steps, cart abandonment
     over the last 90 days, and the latest session however long ago. -#}
+{%- set cutoffs = pending_cutoff_dates('customer_features') %}
 
 with
 
-cutoffs as (
-
-    select * from {{ ref('int_cutoffs_enumerated') }}
-    where cutoff_date in ({{ pending_cutoffs('customer_features') }})
-
-),
-
-sessions as not materialized (
-
-    -- read three times below: scanning the table each time beats materialising a copy
-    select * from {{ ref('int_events_aggregated_to_sessions') }}
-    where session_date <= {{ sql_date(as_of_date()) }}
-
-),
-
-sessions_before_cutoffs as (
-
-    select
-        cutoffs.cutoff_date,
-        sessions.*,
-        cutoffs.cutoff_date - sessions.session_date as days_before_cutoff
-
-    from sessions
-    inner join cutoffs
-        on sessions.session_date <= cutoffs.cutoff_date
-        and sessions.session_date > cutoffs.cutoff_date - 90
-
-),
-
 windowed as (
 
+    {% call(cutoff, cutoff_index) union_per_cutoff(cutoffs) -%}
     select
-        customer_id,
-        cutoff_date as as_of_date,
+        customer_key,
+        {{ cutoff }} as as_of_date,
         {%- for days in [7, 30, 90] %}
         {{ window_sum('1', days) }} as count_sessions_{{ days }}d,
         {%- endfor %}
         {{ window_sum('1', 60, start_day=30) }} as count_sessions_prior_60d,
-        {{ window_sum('is_first_session_of_day::int', 30) }} as count_active_days_30d,
+        -- distinct days with a session in the last 30: bits of a 30-day mask, no distinct
+        cast(bit_count(bit_or(case when days_before_cutoff < 30 then 1::integer << days_before_cutoff
+                                   else 0 end)) as hugeint) as count_active_days_30d,
         {%- for days in [30, 90] %}
         {{ window_sum('count_views', days) }} as count_views_{{ days }}d,
         {{ window_sum('count_searches', days) }} as count_searches_{{ days }}d,
@@ -49,44 +25,50 @@ windowed as (
         {{ window_sum('count_checkouts', days) }} as count_checkouts_{{ days }}d,
         {%- endfor %}
         {{ window_sum('count_purchases', 90) }} as count_purchase_events_90d,
-        {{ window_sum('has_cart::int', 90) }} as count_cart_sessions_90d,
-        {{ window_sum('is_cart_abandoned::int', 90) }} as count_abandoned_cart_sessions_90d
+        {{ window_sum('(count_add_to_cart > 0)::int', 90) }} as count_cart_sessions_90d,
+        {{ window_sum('(count_add_to_cart > 0 and count_purchases = 0)::int', 90) }}
+            as count_abandoned_cart_sessions_90d
+    from {{ rows_at_cutoff(ref('int_events_aggregated_to_sessions'), 'session_date', cutoff, 90) }}
+    group by customer_key
+    {%- endcall %}
 
-    from sessions_before_cutoffs
+),
+
+last_session_by_bucket as materialized (
+
+    -- the customer's latest session day between consecutive cutoffs, in one pass
+    select
+        customer_key,
+        {{ cutoff_bucket('session_date', cutoffs) }} as cutoff_bucket,
+        max(session_date) as last_session_date
+    from {{ ref('int_events_aggregated_to_sessions') }}
+    where session_date <= date '{{ (cutoffs | last) if cutoffs else '1900-01-01' }}'
     group by 1, 2
 
 ),
 
 last_sessions as (
 
-    -- the last session day on or before t is the previous one of the first session after t
-    select sessions.customer_id, cutoffs.cutoff_date as as_of_date,
-           sessions.previous_session_date as last_session_date
-    from sessions
-    inner join cutoffs
-        on sessions.previous_session_date <= cutoffs.cutoff_date
-        and sessions.session_date > cutoffs.cutoff_date
-
-    union all
-
-    -- ... or the customer's latest session day, when there is no session after t
-    select latest.customer_id, cutoffs.cutoff_date, latest.session_date
-    from (select customer_id, max(session_date) as session_date from sessions group by 1) as latest
-    inner join cutoffs on latest.session_date <= cutoffs.cutoff_date
+    {% call(cutoff, cutoff_index) union_per_cutoff(cutoffs) -%}
+    select customer_key, {{ cutoff }} as as_of_date, max(last_session_date) as last_session_date
+    from last_session_by_bucket
+    where cutoff_bucket <= {{ cutoff_index }}
+    group by customer_key
+    {%- endcall %}
 
 ),
 
 aggregated as (
 
     select
-        last_sessions.customer_id,
+        last_sessions.customer_key,
         last_sessions.as_of_date,
-        windowed.* exclude (customer_id, as_of_date),
+        windowed.* exclude (customer_key, as_of_date),
         last_sessions.last_session_date
 
     from last_sessions
     left join windowed
-        on last_sessions.customer_id = windowed.customer_id
+        on last_sessions.customer_key = windowed.customer_key
         and last_sessions.as_of_date = windowed.as_of_date
 
 )

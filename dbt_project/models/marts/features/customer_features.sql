@@ -29,7 +29,7 @@ customers as (select * from {{ ref('stg_shop__customers') }}),
 joined as (
 
     select
-        order_features.* exclude (avg_units_per_order, count_distinct_products,
+        order_features.* exclude (customer_key, avg_units_per_order, count_distinct_products,
                                   count_distinct_categories, count_new_products_90d),
 
         ----------  basket and assortment (order items)
@@ -86,7 +86,7 @@ joined as (
     inner join cutoffs on order_features.as_of_date = cutoffs.cutoff_date
     {%- for family in ['session_features', 'review_features', 'ticket_features', 'contact_features'] %}
     left join {{ family }}
-        on order_features.customer_id = {{ family }}.customer_id
+        on order_features.customer_key = {{ family }}.customer_key
         and order_features.as_of_date = {{ family }}.as_of_date
     {%- endfor %}
     left join customers
