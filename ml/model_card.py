@@ -40,6 +40,17 @@ def _origins(metrics: dict) -> str:
     return "; ".join(parts) or "–"
 
 
+def _sampling(settings, data, split, metrics: dict) -> list[str]:
+    """Where a customer sample stood in for all rows (large data only), in one line."""
+    total = int(data.rows(split.full).sum())
+    fitted, searched = int(metrics.get("fit_rows_production", total)), int(metrics.get("search_rows", 0))
+    if fitted >= total and searched >= int(metrics.get("fit_rows_backtest", 0)):
+        return []
+    return [f"- Large data: the boosters fit a stable sample of whole customers ({fitted:,} of {total:,} full-label rows, "
+            f"train_max_rows); the search and the rolling origins use {searched:,} honest rows (train_search_max_rows). "
+            "Every test-cutoff customer is scored and evaluated."]
+
+
 def render_model_card(settings, tags: dict, split, metrics: dict, best, trials: list, data, top_features: list[str],
                       backtest, production, value_kind: str) -> str:
     """Everything a model owner needs on one page: data, method, results against baselines, caveats."""
@@ -56,14 +67,16 @@ def render_model_card(settings, tags: dict, split, metrics: dict, best, trials: 
         "## Data",
         f"- As-of date {tags['as_of_date']}; training cutoffs {split.full[0]} … {split.test} "
         f"(every {settings.cutoff_step_days} days, {len(split.full)} cutoffs); labels observed up to {tags['label_window_end']}.",
-        f"- Backtest: fitted on {len(split.honest)} cutoffs up to {split.valid} ({int(data.rows(split.honest).sum()):,} rows), "
+        f"- Backtest: fitted on {len(split.honest)} cutoffs up to {split.valid} ({int(metrics.get('fit_rows_backtest', 0)):,} rows), "
         f"tested on {split.test} ({int(metrics.get('test_rows', 0)):,} customers, churn rate {_f(metrics.get('test_base_rate'), 3)})."
         + ("" if split.is_honest else " **History too short: the fitting labels overlap the test window.**"),
         f"- {len(data.spec.features)} features (set {tags['feature_set_hash']}), strongest: {', '.join(top_features[:8])}.",
+        *_sampling(settings, data, split, metrics),
         "",
         "## Method",
-        f"- LightGBM, customer-grouped {settings.train_cv_folds}-fold cross-fitting: early stopping and calibration on "
-        f"out-of-fold margins at the validation cutoff; {len(trials)} seeded search trials; chosen {params}, "
+        f"- LightGBM, customer-grouped {settings.train_cv_folds}-fold cross-fitting: early stopping on out-of-fold "
+        f"margins at the validation cutoff, calibration on out-of-fold margins at every fitted cutoff "
+        f"({int(metrics.get('calibration_rows', 0)):,} rows); {len(trials)} seeded search trials; chosen {params}, "
         f"{best.num_iteration} trees (out-of-fold AUC {_f(best.score)}).",
         f"- Calibration: {backtest.calibrator.method} (backtest), {production.calibrator.method} (production).",
         f"- Production booster {'refitted on all ' + str(len(split.full)) + ' full-label cutoffs, calibrated out of fold at ' + str(split.test) if production is not backtest else 'is the backtest booster'}.",
@@ -82,7 +95,8 @@ def render_model_card(settings, tags: dict, split, metrics: dict, best, trials: 
         "",
         "## Caveats",
         "- Reason codes explain the model's score, not the cause of churn; an intervention's effect needs the campaign's control group.",
-        "- Calibration is fitted on one cutoff; a season unlike it (e.g. a holiday peak inside the horizon) shifts the base rate.",
+        "- Calibration pools the fitted cutoffs and relies on the calendar features for the season; a season unlike "
+        "any of them (e.g. a new holiday peak inside the horizon) shifts the base rate.",
         "- Customers without any order are out of scope; a customer's first weeks carry little evidence.",
         f"- Code {tags['code_version']}; gate: AUC gain ≥ {settings.promotion_min_auc_gain}, ECE increase ≤ {settings.promotion_max_ece_increase}.",
     ]
