@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--cutoffs", type=int, default=16, help="training cutoffs (16: 15 months, a full season)")
     parser.add_argument("--trials", type=int, default=None, help="search trials (default: settings)")
+    parser.add_argument("--max-rows", type=int, default=None, help="train_max_rows (default: settings)")
+    parser.add_argument("--search-max-rows", type=int, default=None, help="train_search_max_rows (default: settings)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/churnwatch-bench-model"))
     parser.add_argument("--reuse", action="store_true", help="reuse the prepared shop and features in --workdir")
     parser.add_argument("--out", type=Path, default=None)
@@ -133,6 +135,10 @@ def main(argv: list[str] | None = None) -> dict:
                  "n_training_cutoffs": args.cutoffs, "retrain": True}
     if args.trials is not None:
         overrides["train_search_trials"] = args.trials
+    if args.max_rows is not None:
+        overrides["train_max_rows"] = args.max_rows
+    if args.search_max_rows is not None:
+        overrides["train_search_max_rows"] = args.search_max_rows
     settings = Settings.load(**overrides)
     load_before = os.getloadavg()
     print("training …", flush=True)
@@ -190,6 +196,8 @@ def main(argv: list[str] | None = None) -> dict:
         "backtest_origins": {k.split("/")[1]: round(v, 4) for k, v in sorted(metrics.items())
                              if k.startswith("origin/") and k.endswith("/auc")},
         "backtest_ece_max": round(metrics.get("backtest_ece_max", float("nan")), 4),
+        "sampling": {"train_max_rows": settings.train_max_rows, "train_search_max_rows": settings.train_search_max_rows,
+                     "train_calibration_max_rows": settings.train_calibration_max_rows},
         "rows": {"fit_backtest": int(metrics.get("fit_rows_backtest", 0)),
                  "fit_production": int(metrics.get("fit_rows_production", 0)),
                  "search": int(metrics.get("search_rows", 0)),

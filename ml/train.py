@@ -69,7 +69,7 @@ SEARCH_SPACE = {  # bounded: every trial is one draw from these, seeded
     "lambda_l2": [0.0, 1.0, 10.0, 30.0],
     "balance_classes": [False, True],  # scale_pos_weight = negatives / positives
 }
-MAX_ROUNDS, PATIENCE = 3000, 50
+MAX_ROUNDS, PATIENCE = 1000, 50  # a cap keeps reason codes cheap (their cost grows with trees × leaves)
 # the columns baselines, value model and segments read besides the booster's matrix
 INFO_COLUMNS = ("days_since_last_order", "days_since_first_order", "mean_days_between_orders",
                 "count_orders_lifetime", "amount_lifetime", "amount_365d")
