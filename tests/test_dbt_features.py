@@ -143,6 +143,15 @@ def test_daily_incremental_run_matches_a_full_rebuild(shop_db, late_build, tmp_p
     _assert_same_rows(_query(incremental, examples), _query(late_build, examples))
 
 
+def test_rerun_at_the_same_as_of_changes_nothing(shop_db, late_build, tmp_path):
+    """A second run with nothing new to build (no pending cutoff, no new day) keeps the rows."""
+    warehouse = _warehouse(tmp_path, "rerun", shop_db)
+    build_features(_settings(warehouse, END))
+    again = build_features(_settings(warehouse, END))  # every cutoff built: empty per-cutoff unions
+    assert again["rows"]["customer_features"] == len(_features(late_build))
+    _assert_same_rows(_features(warehouse), _features(late_build))
+
+
 def test_dbt_tests_pass_on_a_tier_s_like_shop(tmp_path):
     warehouse = _warehouse(tmp_path, "tier-s")
     db = warehouse / "churnwatch.duckdb"
