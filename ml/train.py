@@ -328,10 +328,10 @@ def customer_sample(data: Examples, rows: np.ndarray, max_rows: int) -> np.ndarr
     n = int(rows.sum())
     if n <= max_rows:
         return rows
-    share = max_rows / n
     ids = data.info["customer_id"].to_numpy(object)
     u = pd.util.hash_array(ids, hash_key="churnwatchsample") % np.uint64(1_000_000) / 1_000_000
-    return rows & (u < share)
+    cut = np.quantile(u[rows], max_rows / n)  # relative to ``rows``: a sample of a sample shrinks too
+    return rows & (u <= cut)
 
 
 def _calibration_rows(rows: np.ndarray, max_rows: int, seed: int) -> np.ndarray:

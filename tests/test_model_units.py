@@ -125,6 +125,8 @@ def test_search_sample_keeps_whole_customers_and_is_stable():
     assert 1_800 < sample.sum() < 3_200 and sample.sum() % 5 == 0  # whole customers, about the size asked
     kept = set(ids[sample])
     assert all(sample[np.isin(ids, list(kept))]) and np.array_equal(sample, customer_sample(data, everything, 2_500))
+    smaller = customer_sample(data, sample, 1_000)  # nested: the search sample inside the fit sample
+    assert 500 < smaller.sum() < 1_500 and not (smaller & ~sample).any()
     calibrate = _calibration_rows(everything, 1_000, seed=1)
     assert calibrate.sum() == 1_000 and np.array_equal(calibrate, _calibration_rows(everything, 1_000, seed=1))
 
