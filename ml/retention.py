@@ -112,9 +112,11 @@ def has_service_issue(reasons: list[np.ndarray]) -> np.ndarray:
     """True where any of the customer's reasons names a service problem."""
     hit = np.zeros(len(reasons[0]) if reasons else 0, bool)
     for col in reasons:
-        text = pd.Series(col, dtype="string").str.lower().str.strip()
-        problem = text.str.contains(SERVICE_PROBLEM, regex=True) & ~text.str.contains(NOT_A_PROBLEM, regex=True)
-        hit |= problem.fillna(False).to_numpy(bool)
+        codes, texts = pd.factorize(pd.Series(col, dtype="string"))  # a few dozen distinct texts
+        text = pd.Series(texts, dtype="string").str.lower().str.strip()
+        problem = (text.str.contains(SERVICE_PROBLEM, regex=True)
+                   & ~text.str.contains(NOT_A_PROBLEM, regex=True)).fillna(False).to_numpy(bool)
+        hit |= np.append(problem, False)[codes]  # code -1 (no reason) → False
     return hit
 
 
@@ -130,11 +132,12 @@ def expected_net_values(probability: np.ndarray, value: np.ndarray, effects: np.
 
 
 def choose_offers(net: np.ndarray, unit_cost: np.ndarray, budget: float, billable: np.ndarray,
-                  iterations: int = 60) -> tuple[np.ndarray, float]:
+                  iterations: int = 60, tolerance: float = 1e-7) -> tuple[np.ndarray, float]:
     """Per customer the offer index maximising ``net − λ·cost`` (−1: nothing), and λ.
 
     λ is the smallest non-negative price of a unit of budget at which the spend on billable
-    customers (the treated; controls cost nothing) fits ``budget``.
+    customers (the treated; controls cost nothing) fits ``budget`` (found by bisection to a
+    relative ``tolerance``; the returned λ always fits).
     """
     n, k = net.shape
     cost = np.asarray(unit_cost, float)
@@ -157,6 +160,8 @@ def choose_offers(net: np.ndarray, unit_cost: np.ndarray, budget: float, billabl
     finite = np.isfinite(net)
     lo, hi = 0.0, float(np.max(np.where(finite, net, 0.0) / cost[None, :])) + 1.0  # at hi nobody is chosen
     for _ in range(iterations):
+        if hi - lo <= tolerance * hi:
+            break
         mid = (lo + hi) / 2
         if spend(solve(mid)) <= budget:
             hi = mid
@@ -170,11 +175,9 @@ def control_flags(customer_ids: np.ndarray, campaign_id: str, share: float) -> n
     if not 0.0 <= share < 1.0:
         raise ValueError(f"control_share must be in [0, 1), got {share}")
     prefix = campaign_id.encode() + b"\x1f"
-    u = np.fromiter(
-        (int.from_bytes(hashlib.blake2b(prefix + str(c).encode(), digest_size=8).digest(), "big")
-         for c in customer_ids),
-        dtype=np.uint64, count=len(customer_ids),
-    ).astype(np.float64) / 2.0**64
+    blake2b = hashlib.blake2b
+    digests = b"".join([blake2b(prefix + c.encode(), digest_size=8).digest() for c in map(str, customer_ids)])
+    u = np.frombuffer(digests, dtype=">u8").astype(np.float64) / 2.0**64
     return u < share
 
 
@@ -205,7 +208,6 @@ def load_scored_customers(settings: Settings) -> pd.DataFrame:
             left join marts.customer_features f
               on f.customer_id = s.customer_id and f.as_of_date = s.as_of_date
             where s.as_of_date = ? and s.horizon_days = ?
-            order by s.customer_id
         """
         return fetch_frame(con, sql, [settings.as_of, settings.horizon_days])
 
@@ -236,19 +238,17 @@ def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
 
     picked = np.flatnonzero(choice >= 0)
     offer_of = choice[picked]
-    audience = customers.iloc[picked][["customer_id", "as_of_date", "horizon_days", "churn_probability",
-                                      "predicted_value", "risk_tier", "value_tier", "segment",
-                                      "model_version"]].reset_index(drop=True)
+    audience = pd.DataFrame({"campaign_id": np.full(len(picked), campaign_id, dtype=object)})
+    for col in ("customer_id", "as_of_date", "horizon_days", "churn_probability", "predicted_value",
+                "risk_tier", "value_tier", "segment", "model_version"):
+        audience[col] = customers[col].take(picked).reset_index(drop=True)
     for col in ("action", "offer_code", "channel", "unit_cost"):
         audience[col] = offers[col].to_numpy()[offer_of]
     audience["expected_effect"] = effects[picked, offer_of]
     audience["expected_net_value"] = net[picked, offer_of]
     audience["effect_source"] = effect_model.name
     audience["is_control"] = is_control[picked]
-    audience["reason_summary"] = customers["reason_summary"].to_numpy()[picked]
-    audience.insert(0, "campaign_id", campaign_id)
-    audience = audience.sort_values(["expected_net_value", "customer_id"], ascending=[False, True], kind="stable")
-    audience["priority_rank"] = np.arange(1, len(audience) + 1, dtype=np.int64)
+    audience["reason_summary"] = customers["reason_summary"].take(picked).reset_index(drop=True)
 
     segments = customers[["customer_id", "as_of_date", "horizon_days", "churn_probability", "predicted_value",
                           "risk_tier", "value_tier", "recency_score", "frequency_score", "monetary_score",
@@ -256,18 +256,18 @@ def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
                           "model_version"]]
     _store(settings, campaign_id, segments, audience)
 
-    treated = audience[~audience["is_control"]]
+    treated = ~audience["is_control"].to_numpy(bool)
     summary = {
         "campaign_id": campaign_id,
         "customers": len(customers),
         "audience": len(audience),
-        "treated": len(treated),
-        "control": int(audience["is_control"].sum()),
+        "treated": int(treated.sum()),
+        "control": int((~treated).sum()),
         "budget": float(settings.campaign_budget),
-        "spend": round(float(treated["unit_cost"].sum()), 2),
-        "expected_net_value": round(float(treated["expected_net_value"].sum()), 2),
+        "spend": round(float(audience["unit_cost"].to_numpy()[treated].sum()), 2),
+        "expected_net_value": round(float(audience["expected_net_value"].to_numpy()[treated].sum()), 2),
         "budget_price": round(lam, 6),
-        "actions": {k: int(v) for k, v in treated["offer_code"].value_counts().sort_index().items()},
+        "actions": {k: int(v) for k, v in audience["offer_code"][treated].value_counts().sort_index().items()},
         "effect_source": effect_model.name,
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -277,7 +277,19 @@ def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
 
 def _store(settings: Settings, campaign_id: str, segments: pd.DataFrame, audience: pd.DataFrame) -> None:
     """Replace this run's segments and this campaign's audience in one transaction."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    segments = pa.Table.from_pandas(segments, preserve_index=False)
+    audience = pa.Table.from_pandas(audience, preserve_index=False)
+    # priority rank: 1 = highest expected net value, ties by customer id (Arrow's sort, no SQL window)
+    order = pc.sort_indices(audience, sort_keys=[("expected_net_value", "descending"), ("customer_id", "ascending")])
+    rank = np.empty(audience.num_rows, dtype=np.int64)
+    rank[order.to_numpy()] = np.arange(1, audience.num_rows + 1)
+    audience = audience.append_column("priority_rank", pa.array(rank))
     with connect(settings) as con:
+        con.register("segments", segments)
+        con.register("audience", audience)
         con.execute("create schema if not exists retention")
         con.execute("create table if not exists retention.customer_segments as select * from segments limit 0")
         con.execute("create table if not exists retention.audience_decisions as select * from audience limit 0")

@@ -30,11 +30,24 @@ def risk_tier(prob: np.ndarray, tiers=RISK_TIERS) -> np.ndarray:
     return out
 
 
-def load_population(settings: Settings) -> pd.DataFrame:
+def load_population(settings: Settings):
+    """The customers to score as an Arrow table (DECIMAL counts as float64): the model builds its
+    matrix from Arrow columns directly, so no row ever becomes a Python object."""
+    import pyarrow as pa
+
     with connect(settings, read_only=True) as con:
-        return fetch_frame(
-            con, "select * from marts.customer_features where as_of_date = ? order by customer_id", [settings.as_of]
-        )
+        table = con.sql("select * from marts.customer_features where as_of_date = ?",
+                        params=[settings.as_of]).to_arrow_table()
+    return table.cast(pa.schema([pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f
+                                 for f in table.schema]))
+
+
+def as_frame(table) -> pd.DataFrame:
+    """A pandas view of the population: numbers as numpy, text kept in Arrow (no Python strings)."""
+    import pyarrow as pa
+
+    return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_string(t)
+                           or pa.types.is_large_string(t) else None)
 
 
 def predicted_value(population: pd.DataFrame, model=None) -> np.ndarray:
@@ -56,6 +69,46 @@ def reason_catalog(settings: Settings) -> dict:
     return read_catalog(settings.dbt_project_dir / "seeds" / "reason_catalog.csv")
 
 
+def scores_table(settings: Settings, population, prob: np.ndarray, value: np.ndarray, reasons: list[np.ndarray],
+                 ref, scored_at: dt.datetime):
+    """The rows of ``scoring.churn_scores`` as one Arrow table (built column by column)."""
+    import pyarrow as pa
+
+    n = population.num_rows
+    tiers = risk_tier(prob, (("high", settings.risk_tier_high), ("medium", settings.risk_tier_medium), ("low", 0.0)))
+    return pa.table({
+        "customer_id": population.column("customer_id").cast(pa.string()),
+        "as_of_date": population.column("as_of_date").cast(pa.date32()),
+        "horizon_days": pa.array(np.full(n, settings.horizon_days, np.int64)),
+        "churn_probability": pa.array(np.asarray(prob, float)),
+        "risk_tier": pa.array(tiers, pa.string()),
+        "predicted_value": pa.array(np.asarray(value, float)),
+        "value_at_risk": pa.array(np.asarray(prob, float) * np.asarray(value, float)),
+        "reason_1": pa.array(reasons[0], pa.string()),
+        "reason_2": pa.array(reasons[1], pa.string()),
+        "reason_3": pa.array(reasons[2], pa.string()),
+        "model_name": pa.array([settings.registered_model_name] * n, pa.string()),
+        "model_version": pa.array([str(ref.version)] * n, pa.string()),
+        "run_id": pa.array([ref.run_id] * n, pa.string()),
+        "scored_at": pa.array(np.full(n, np.datetime64(scored_at, "us"))),
+    })
+
+
+def write_scores(settings: Settings, scores) -> None:
+    """Replace the run's rows of ``scoring.churn_scores`` in one transaction."""
+    with connect(settings) as con:
+        con.register("scores", scores)
+        con.execute("create schema if not exists scoring")
+        con.execute("create table if not exists scoring.churn_scores as select * from scores limit 0")
+        con.execute("begin")
+        con.execute(
+            "delete from scoring.churn_scores where as_of_date = ? and horizon_days = ?",
+            [settings.as_of, settings.horizon_days],
+        )
+        con.execute("insert into scoring.churn_scores by name select * from scores")
+        con.execute("commit")
+
+
 def score(settings: Settings, scored_at: dt.datetime | None = None) -> dict:
     """Score the population at ``settings.as_of`` with the champion and store the rows."""
     started = time.perf_counter()
@@ -66,46 +119,22 @@ def score(settings: Settings, scored_at: dt.datetime | None = None) -> dict:
             f"this run asks for {settings.horizon_days}; retrain with this horizon first"
         )
     population = load_population(settings)
-    if population.empty:
+    if population.num_rows == 0:
         raise RuntimeError(f"no customers to score at {settings.as_of}: marts.customer_features has no rows for it")
 
-    prob = model.predict_proba(population)
-    reasons = top_reasons(model.contributions(population), k=3, catalog=reason_catalog(settings),
+    frame = as_frame(population)
+    X = model.spec.matrix(population)  # once, for the probability and the reasons
+    prob = model.production.proba(X)
+    reasons = top_reasons(model.contributions(frame, matrix=X), k=3, catalog=reason_catalog(settings),
                           sides=model.value_side(population))
-    value = predicted_value(population, model)
+    value = predicted_value(frame, model)
     scored_at = scored_at or dt.datetime.combine(settings.as_of + dt.timedelta(days=1), dt.time())
-    scores = pd.DataFrame(
-        {
-            "customer_id": population["customer_id"].astype(str).to_numpy(),
-            "as_of_date": pd.to_datetime(population["as_of_date"]).dt.date,
-            "horizon_days": settings.horizon_days,
-            "churn_probability": prob,
-            "risk_tier": risk_tier(prob, (("high", settings.risk_tier_high), ("medium", settings.risk_tier_medium), ("low", 0.0))),
-            "predicted_value": value,
-            "value_at_risk": prob * value,
-            "reason_1": reasons[0],
-            "reason_2": reasons[1],
-            "reason_3": reasons[2],
-            "model_name": settings.registered_model_name,
-            "model_version": ref.version,
-            "run_id": ref.run_id,
-            "scored_at": pd.Timestamp(scored_at),
-        }
-    )
-    with connect(settings) as con:
-        con.execute("create schema if not exists scoring")
-        con.execute("create table if not exists scoring.churn_scores as select * from scores limit 0")
-        con.execute("begin")
-        con.execute(
-            "delete from scoring.churn_scores where as_of_date = ? and horizon_days = ?",
-            [settings.as_of, settings.horizon_days],
-        )
-        con.execute("insert into scoring.churn_scores by name select * from scores")
-        con.execute("commit")
+    scores = scores_table(settings, population, prob, value, reasons, ref, scored_at)
+    write_scores(settings, scores)
     summary = {
-        "rows": len(scores),
+        "rows": scores.num_rows,
         "model_version": ref.version,
-        "high_risk": int((scores["risk_tier"] == "high").sum()),
+        "high_risk": int(np.sum(prob >= settings.risk_tier_high)),
         "mean_probability": float(prob.mean()),
         "seconds": round(time.perf_counter() - started, 2),
     }

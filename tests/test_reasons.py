@@ -36,3 +36,23 @@ def test_catalog_seed_covers_every_feature_with_two_texts():
     assert catalog["days_since_last_order"][2] == catalog["days_since_last_order"][1]  # empty: as low
     for feature in ("days_since_last_order", "count_orders_90d", "days_since_last_session", "acquisition_channel"):
         assert feature in catalog
+
+
+def test_top_reasons_match_a_full_stable_sort_with_ties_and_sides():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n, features = 3000, 12
+    v = rng.normal(size=(n, features))
+    v[rng.random((n, features)) < 0.2] = 0.0
+    v[:, 3] = v[:, 5]  # exact ties: the earlier feature comes first
+    contrib = pd.DataFrame(v, columns=[f"f{i}" for i in range(features)])
+    sides = pd.DataFrame(rng.integers(-1, 2, size=(n, features)), columns=contrib.columns)
+    catalog = {c: (c + " high", c + " low", c + " missing") for c in contrib.columns}
+    got = top_reasons(contrib, 3, catalog, sides)
+    order = np.argsort(-v, axis=1, kind="stable")[:, :3]
+    wording = {1: 0, 0: 1, -1: 2}
+    for j in range(3):
+        expected = [catalog[contrib.columns[f]][wording[int(sides.iat[r, f])]] if v[r, f] > 0 else None
+                    for r, f in enumerate(order[:, j])]
+        assert list(got[j]) == expected
