@@ -14,14 +14,12 @@ segments, co-purchase similarities, recommendations, audience, campaign results,
 their data tests) and ``publish`` (Parquet snapshots, CRM export, catalog swap).
 ``customers_per_s`` = scored customers / the sum of the timed steps.
 
-Reason codes come from LightGBM's exact TreeSHAP (``pred_contrib``), whose cost grows with trees ×
-leaves × depth²; with the current champion it runs at a few hundred rows per second, so a full
-1M-customer pass would take hours. Above ``--full-score-limit`` customers the ``score`` step is
-therefore measured in parts: loading the population, the probabilities and the write run on every
-customer; the reason codes run on a random ``--reason-sample`` and their time is scaled linearly
-to the population (``score_reasons_extrapolated`` in the JSON; the other customers get reasons
-copied from the sample so the later steps see realistic data). At or below the limit the real
-``ml.score.score`` runs.
+Reason codes are LightGBM's exact TreeSHAP contributions, computed once per distinct route through
+each tree (ml/contributions.py), so the ``score`` step runs the real ``ml.score.score`` on every
+customer at every tier. ``marts_model_seconds`` splits the ``marts`` step by dbt model and test
+(``product_similarities`` is shop-wide: built once per as-of date, reused by later campaigns of
+that date; the first campaign of a date, as here, pays for it). ``loadavg`` is recorded before and
+after: the machine is shared, so absolute timings are noisy.
 """
 from __future__ import annotations
 
@@ -43,6 +41,9 @@ END_DATE = dt.date(2025, 12, 31)
 TRAIN_CUSTOMERS = 20_000
 BUDGET_PER_CUSTOMER = 2.0  # a campaign big enough to make recommendations and export real work
 TARGET_CUSTOMERS_PER_S = 20_000
+# the recommendations mart at tier M runs out of memory at the 5GB default; at 8GB (24GB machine,
+# this benchmark alone under its lock) it spilled until the disk was full (2026-11-26): still open
+DUCKDB_MEMORY_LIMIT = "8GB"
 
 
 def _timed(steps: dict, name: str, fn, *args, **kwargs):
@@ -84,56 +85,14 @@ def _simulate_previous_scoring(settings, days: int = 30) -> None:
         con.close()
 
 
-def _score_in_parts(settings, steps: dict, sample_rows: int) -> dict:
-    """ml.score.score's work, with the reason codes timed on a sample and scaled (see docstring)."""
-    import numpy as np
-    import pandas as pd
-
-    from ml import registry
-    from ml.reasons import top_reasons
-    from ml.score import load_population, predicted_value, risk_tier
-    from ml.warehouse import connect
-
-    model, ref = _timed(steps, "score_load_model", registry.load_champion, settings)
-    population = _timed(steps, "score_load_population", load_population, settings)
-    prob = _timed(steps, "score_probability", model.predict_proba, population)
-    rng = np.random.default_rng(0)
-    sample = np.sort(rng.choice(len(population), size=min(sample_rows, len(population)), replace=False))
-    started = time.perf_counter()
-    sampled = top_reasons(model.contributions(population.iloc[sample]), k=3)
-    measured = time.perf_counter() - started
-    steps["score_reasons_extrapolated"] = round(measured * len(population) / len(sample), 2)
-    print(f"  reasons on {len(sample):,} rows: {measured:.1f}s → {steps['score_reasons_extrapolated']}s "
-          f"for {len(population):,}", flush=True)
-    donor = np.arange(len(population)) % len(sample)
-    reasons = [col[donor] for col in sampled]
-    for col, full in zip(sampled, reasons):
-        full[sample] = col
-
-    def write() -> None:
-        value = predicted_value(population)
-        scores = pd.DataFrame({
-            "customer_id": population["customer_id"].astype(str).to_numpy(),
-            "as_of_date": pd.to_datetime(population["as_of_date"]).dt.date,
-            "horizon_days": settings.horizon_days,
-            "churn_probability": prob,
-            "risk_tier": risk_tier(prob, (("high", settings.risk_tier_high), ("medium", settings.risk_tier_medium),
-                                         ("low", 0.0))),
-            "predicted_value": value, "value_at_risk": prob * value,
-            "reason_1": reasons[0], "reason_2": reasons[1], "reason_3": reasons[2],
-            "model_name": settings.registered_model_name, "model_version": ref.version, "run_id": ref.run_id,
-            "scored_at": pd.Timestamp(dt.datetime.combine(settings.as_of + dt.timedelta(days=1), dt.time())),
-        })
-        with connect(settings) as con:
-            con.execute("create schema if not exists scoring")
-            con.execute("create table if not exists scoring.churn_scores as select * from scores limit 0")
-            con.execute("delete from scoring.churn_scores where as_of_date = ? and horizon_days = ?",
-                        [settings.as_of, settings.horizon_days])
-            con.execute("insert into scoring.churn_scores by name select * from scores")
-
-    _timed(steps, "score_write", write)
-    steps["score"] = round(sum(v for k, v in steps.items() if k.startswith("score_")), 2)
-    return {"rows": len(population), "reason_sample_rows": len(sample)}
+def _dbt_model_seconds(settings) -> dict:
+    """Wall time of each dbt node of the last build (from dbt's run_results.json)."""
+    path = settings.warehouse / "dbt" / "target" / "run_results.json"
+    if not path.exists():
+        return {}
+    results = json.loads(path.read_text())["results"]
+    return {r["unique_id"].split(".", 2)[-1]: round(r["execution_time"], 2)
+            for r in sorted(results, key=lambda r: -r["execution_time"])}
 
 
 def main() -> int:
@@ -142,12 +101,10 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where shops and warehouses go (default: /tmp/churnwatch-bench-scoring); reused if present")
     parser.add_argument("--clean", action="store_true", help="delete the work folder afterwards")
-    parser.add_argument("--full-score-limit", type=int, default=50_000,
-                        help="up to this many customers the real ml.score.score runs (default 50,000)")
     parser.add_argument("--train-customers", type=int, default=TRAIN_CUSTOMERS,
                         help="size of the shop the champion is trained on (default 20,000)")
-    parser.add_argument("--reason-sample", type=int, default=5_000,
-                        help="above the limit: customers whose reason codes are timed (default 5,000)")
+    parser.add_argument("--setup-only", action="store_true",
+                        help="prepare the shops, warehouse and champion, then stop (nothing timed)")
     args = parser.parse_args()
     os.environ.setdefault("CHURNWATCH_PII_SALT", "bench-only-salt")
 
@@ -185,23 +142,25 @@ def main() -> int:
     settings = Settings.load(raw_dir=_shop(work / f"shop-{args.tier}", customers, 11, setup, "generate"),
                              warehouse=work / f"wh-{args.tier}", as_of=END_DATE, horizon_days=90,
                              mlflow_tracking_uri=tracking, n_training_cutoffs=1,
-                             campaign_budget=BUDGET_PER_CUSTOMER * customers)
+                             campaign_budget=BUDGET_PER_CUSTOMER * customers,
+                             duckdb_memory_limit=DUCKDB_MEMORY_LIMIT)
     if not settings.db_path.exists():
         _timed(setup, "ingest", ingest, settings)
         _timed(setup, "features", build_features, settings)
+    if args.setup_only:
+        print(f"setup done: {setup}", flush=True)
+        return 0
 
     # the timed path, as the DAG runs it (a previous scoring simulated in between, untimed)
     steps: dict[str, float] = {}
-    score_parts: dict[str, float] = {}
-    if customers <= args.full_score_limit:
-        scored = _timed(steps, "score", score, settings)
-    else:
-        scored = _score_in_parts(settings, score_parts, args.reason_sample)
-        steps["score"] = score_parts.pop("score")
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    scored = _timed(steps, "score", score, settings)
     _simulate_previous_scoring(settings)
     decided = _timed(steps, "decide", decide, settings)
     marts = _timed(steps, "marts", build_marts, settings)
+    marts_model_seconds = _dbt_model_seconds(settings)
     published = _timed(steps, "publish", publish, settings)
+    load_after = [round(x, 2) for x in os.getloadavg()]
 
     total = sum(steps.values())
     after_scoring = total - steps["score"]
@@ -215,9 +174,8 @@ def main() -> int:
         "meets_target": scored["rows"] / total >= TARGET_CUSTOMERS_PER_S,
         "total_seconds": round(total, 2),
         "step_seconds": steps,
-        "score_parts_seconds": score_parts or None,
-        "score_reasons_extrapolated": bool(score_parts),
-        "reason_sample_rows": scored.get("reason_sample_rows"),
+        "score_reasons_extrapolated": False,
+        "marts_model_seconds": marts_model_seconds,
         "customers_per_s_after_scoring": round(scored["rows"] / after_scoring, 1),
         "setup_seconds": setup,
         "campaign": {k: decided[k] for k in ("campaign_id", "audience", "treated", "control", "budget", "spend",
@@ -225,6 +183,7 @@ def main() -> int:
         "mart_rows": marts["rows"],
         "crm_export_rows": (published.get("crm_export") or {}).get("rows"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "loadavg_before": load_before, "loadavg_after": load_after,
                     "duckdb_threads": settings.duckdb_threads, "duckdb_memory_limit": settings.duckdb_memory_limit},
         "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

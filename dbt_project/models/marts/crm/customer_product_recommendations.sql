@@ -32,7 +32,9 @@ order_items as (
 
 similarities as (
 
+    {#- the similarities of the campaign's as-of date (the table keeps one slice per date) -#}
     select * from {{ ref('product_similarities') }}
+    where as_of_date = (select max(as_of_date) from {{ decisions }} where campaign_id = {{ campaign }})
 
 ),
 

@@ -1,4 +1,6 @@
-{#- The run's customers with risk tier, value tier and RFM segment (rules: ml/segments.py). -#}
+{{ config(materialized='view') }}
+{#- The run's customers with risk tier, value tier and RFM segment (rules: ml/segments.py); a view:
+    the rows are retention.customer_segments, written once by the policy step, not copied again. -#}
 {%- set segments = source('retention', 'customer_segments') %}
 {%- set as_of = "date '" ~ var('as_of_date') ~ "'" if var('as_of_date')
     else "(select max(as_of_date) from " ~ segments ~ ")" %}

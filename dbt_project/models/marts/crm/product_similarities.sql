@@ -1,8 +1,22 @@
-{#- Item-to-item co-purchase similarity over the last year: cosine of two products' buyer sets,
-    common buyers / sqrt(buyers of one × buyers of the other). Each customer's 30 most recently
-    bought products count, which bounds the pairs per customer. Top 20 neighbours per product. -#}
+{{ config(materialized='incremental', incremental_strategy='append', on_schema_change='append_new_columns') }}
+{#- Item-to-item co-purchase similarity over the year before the as-of date: cosine of two
+    products' buyer sets, common buyers / sqrt(buyers of one × buyers of the other). Each
+    customer's 30 most recently bought products count, which bounds the pairs per customer. Top 20
+    neighbours per product. Shop-wide, so built once per as-of date and kept (one slice per
+    as_of_date): every campaign and horizon of that date reuses it; a full refresh rebuilds all.
+    Pairs are counted on integer keys (products are few, customers many). -#}
 {%- set as_of = "date '" ~ var('as_of_date') ~ "'" if var('as_of_date')
     else "(select max(order_date) from " ~ ref('stg_shop__orders') ~ ")" %}
+{%- set built = false %}
+{%- if execute and is_incremental() and 'as_of_date' in adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
+    {%- set built = run_query("select count(*) > 0 from " ~ this ~ " where as_of_date = " ~ as_of).columns[0].values()[0] %}
+{%- endif %}
+
+{%- if built %}
+
+select * from {{ this }} where false
+
+{%- else %}
 
 with
 
@@ -25,7 +39,7 @@ order_items as (
 customer_products as (
 
     select
-        orders.customer_id,
+        hash(orders.customer_id) as customer_key,
         order_items.product_id,
         max(orders.order_date) as last_purchased_date
 
@@ -33,30 +47,37 @@ customer_products as (
     inner join orders on order_items.order_id = orders.order_id
     group by 1, 2
     qualify row_number() over (
-        partition by orders.customer_id order by max(orders.order_date) desc, order_items.product_id
+        partition by hash(orders.customer_id) order by max(orders.order_date) desc, order_items.product_id
     ) <= 30
 
 ),
 
-product_buyers as (
+products as (
 
-    select product_id, count(*) as count_buyers
+    select product_id, row_number() over (order by product_id) as product_key, count_buyers
+    from (select product_id, count(*) as count_buyers from customer_products group by 1)
+
+),
+
+keyed as (
+
+    select customer_products.customer_key, products.product_key
     from customer_products
-    group by 1
+    inner join products on customer_products.product_id = products.product_id
 
 ),
 
 co_purchases as (
 
     select
-        bought.product_id,
-        also_bought.product_id as similar_product_id,
+        bought.product_key,
+        also_bought.product_key as similar_product_key,
         count(*) as count_common_buyers
 
-    from customer_products as bought
-    inner join customer_products as also_bought
-        on bought.customer_id = also_bought.customer_id
-        and bought.product_id <> also_bought.product_id
+    from keyed as bought
+    inner join keyed as also_bought
+        on bought.customer_key = also_bought.customer_key
+        and bought.product_key <> also_bought.product_key
     group by 1, 2
 
 ),
@@ -64,15 +85,14 @@ co_purchases as (
 similarities as (
 
     select
-        co_purchases.product_id,
-        co_purchases.similar_product_id,
+        buyers.product_id,
+        similar_buyers.product_id as similar_product_id,
         co_purchases.count_common_buyers,
-        co_purchases.count_common_buyers
-            / sqrt(buyers.count_buyers * similar_buyers.count_buyers) as similarity
+        co_purchases.count_common_buyers / sqrt(buyers.count_buyers * similar_buyers.count_buyers) as similarity
 
     from co_purchases
-    inner join product_buyers as buyers on co_purchases.product_id = buyers.product_id
-    inner join product_buyers as similar_buyers on co_purchases.similar_product_id = similar_buyers.product_id
+    inner join products as buyers on co_purchases.product_key = buyers.product_key
+    inner join products as similar_buyers on co_purchases.similar_product_key = similar_buyers.product_key
 
 ),
 
@@ -88,5 +108,7 @@ ranked as (
 
 )
 
-select * from ranked
+select {{ as_of }} as as_of_date, * from ranked
 where similarity_rank <= 20
+
+{%- endif %}
