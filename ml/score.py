@@ -16,7 +16,7 @@ import pandas as pd
 from ml import registry
 from ml.reasons import catalog_from_frame, read_catalog, top_reasons
 from ml.settings import Settings
-from ml.warehouse import connect, fetch_frame, table_exists
+from ml.warehouse import connect, fetch_arrow, fetch_frame, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,8 @@ def risk_tier(prob: np.ndarray, tiers=RISK_TIERS) -> np.ndarray:
 def load_population(settings: Settings):
     """The customers to score as an Arrow table (DECIMAL counts as float64): the model builds its
     matrix from Arrow columns directly, so no row ever becomes a Python object."""
-    import pyarrow as pa
-
     with connect(settings, read_only=True) as con:
-        table = con.sql("select * from marts.customer_features where as_of_date = ?",
-                        params=[settings.as_of]).to_arrow_table()
-    return table.cast(pa.schema([pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f
-                                 for f in table.schema]))
+        return fetch_arrow(con, "select * from marts.customer_features where as_of_date = ?", [settings.as_of])
 
 
 def as_frame(table) -> pd.DataFrame:

@@ -41,7 +41,7 @@ from ml.model import CALENDAR_FEATURES, ChurnModel, FeatureSpec, Scorer, feature
 from ml.model_card import render_model_card
 from ml.settings import REPO_ROOT, Settings
 from ml.value import VALUE_DAYS, BTYDValue, evaluate_btyd, fit_value
-from ml.warehouse import connect, quote
+from ml.warehouse import connect, decimals_as_floats, fetch_frame, quote
 
 log = logging.getLogger(__name__)
 
@@ -160,14 +160,6 @@ class Examples:
         return np.isin(self.cutoff, np.array(list(cutoffs), dtype="datetime64[D]"))
 
 
-def _floats(table):
-    """DECIMAL (and HUGEINT) columns as float64: models want floats."""
-    import pyarrow as pa
-
-    fields = [pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f for f in table.schema]
-    return table.cast(pa.schema(fields))
-
-
 def _examples_sql(settings: Settings, where: str = "", ordered: bool = True) -> tuple[str, list]:
     """This horizon's examples with complete labels, in a fixed order (same data → same model)."""
     sql = "select * from marts.training_examples where horizon_days = ?"
@@ -227,7 +219,7 @@ def read_examples(settings: Settings, batch_rows: int = 500_000) -> Examples:
         y, cutoff, ids, info = np.empty(n, np.int8), np.empty(n, "datetime64[D]"), [], []
         at = 0
         for batch in con.sql(sql, params=params).to_arrow_reader(batch_rows):
-            table = _floats(pa.Table.from_batches([batch]))
+            table = decimals_as_floats(pa.Table.from_batches([batch]))
             m = table.num_rows
             X[at:at + m] = spec.matrix(table)
             y[at:at + m] = table.column("is_churned").to_numpy(zero_copy_only=False).astype(np.int8)
@@ -251,7 +243,7 @@ def read_frame(settings: Settings, cutoff: dt.date) -> pd.DataFrame:
     """Whole rows of one cutoff as pandas, for a model's pyfunc interface (gate, input example)."""
     sql, params = _examples_sql(settings, " and as_of_date = ?")
     with connect(settings, read_only=True) as con:
-        return _floats(con.sql(sql, params=[*params, cutoff]).to_arrow_table()).to_pandas()
+        return fetch_frame(con, sql, [*params, cutoff])
 
 
 def customer_folds(customer_ids: np.ndarray, k: int) -> np.ndarray:

@@ -46,17 +46,20 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
-    """Run ``sql`` and return a pandas DataFrame via Arrow (columnar, never row by row).
-
-    DECIMAL columns become float64: models and metrics want floats, and pandas would otherwise
-    hold them as Python ``Decimal`` objects.
-    """
+def decimals_as_floats(table):
+    """An Arrow table with its DECIMAL columns as float64: models and metrics want floats, and
+    pandas would otherwise hold them as Python ``Decimal`` objects."""
     import pyarrow as pa
 
-    table = con.sql(sql, params=params).to_arrow_table()
-    fields = [
-        pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f
-        for f in table.schema
-    ]
-    return table.cast(pa.schema(fields)).to_pandas()
+    fields = [pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f for f in table.schema]
+    return table.cast(pa.schema(fields))
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    """Run ``sql`` and return an Arrow table (DECIMAL as float64), in one columnar transfer."""
+    return decimals_as_floats(con.sql(sql, params=params).to_arrow_table())
+
+
+def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    """Run ``sql`` and return a pandas DataFrame via Arrow (columnar, never row by row)."""
+    return fetch_arrow(con, sql, params).to_pandas()
