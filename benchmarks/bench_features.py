@@ -30,6 +30,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _report as report  # noqa: E402
 
 TIERS = {"S": 10_000, "M": 1_000_000, "L": 10_000_000}
 END = dt.date(2025, 12, 31)
@@ -213,13 +216,11 @@ def main(argv: list[str] | None = None) -> dict:
         "cutoffs": {"scoring": incremental["scoring_cutoff"], "training": incremental["training_cutoffs"]},
         "model_seconds": {"full": full["model_seconds"], "incremental": incremental["model_seconds"]},
         "duckdb": {"memory_limit": settings.duckdb_memory_limit, "threads": settings.duckdb_threads},
-        "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
-                    "loadavg_after": [round(x, 2) for x in load_after]},
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": report.machine(load_before, load_after),
+        "measured_at": report.measured_at(),
     }
     out = args.out or REPO / "benchmarks" / "results" / f"features-{args.tier}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    report.write(out, result)
     print(json.dumps({k: result[k] for k in ("scan_floor_s", "feature_build_s", "incremental_build_s",
                                               "peak_rss_mb", "cpu_s", "targets", "machine")}, indent=2))
     return result

@@ -33,6 +33,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _report as report  # noqa: E402
 
 TIERS = {"S": 10_000, "M": 1_000_000, "L": 10_000_000}
 END = dt.date(2025, 12, 31)
@@ -221,13 +224,11 @@ def main(argv: list[str] | None = None) -> dict:
             "overhead_le_30pct": overhead_s / t["lightgbm_fit"] <= TARGETS["overhead_ratio"],
         },
         "prepare": prepared,
-        "machine": {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
-                    "loadavg_after": [round(x, 2) for x in load_after]},
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": report.machine(load_before, load_after),
+        "measured_at": report.measured_at(),
     }
     path = args.out or REPO / "benchmarks" / "results" / f"model-{args.tier}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    report.write(path, out)
     print(json.dumps({k: out[k] for k in ("auc", "oracle_auc", "oracle_ratio", "ece", "brier", "train_wall_s",
                                           "peak_rss_mb", "overhead_ratio", "targets")}, indent=2))
     return out

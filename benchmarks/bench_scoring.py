@@ -36,6 +36,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import _report as report  # noqa: E402  (benchmarks/ is the script's own folder)
+
 TIERS = {"S": 10_000, "M": 1_000_000, "L": 10_000_000}
 END_DATE = dt.date(2025, 12, 31)
 TRAIN_CUSTOMERS = 20_000
@@ -154,14 +156,14 @@ def main() -> int:
 
     # the timed path, as the DAG runs it (a previous scoring simulated in between, untimed)
     steps: dict[str, float] = {}
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = os.getloadavg()
     scored = _timed(steps, "score", score, settings)
     _simulate_previous_scoring(settings)
     decided = _timed(steps, "decide", decide, settings)
     marts = _timed(steps, "marts", build_marts, settings)
     marts_model_seconds = _dbt_model_seconds(settings)
     published = _timed(steps, "publish", publish, settings)
-    load_after = [round(x, 2) for x in os.getloadavg()]
+    load_after = os.getloadavg()
 
     total = sum(steps.values())
     after_scoring = total - steps["score"]
@@ -183,14 +185,13 @@ def main() -> int:
                                             "expected_net_value")},
         "mart_rows": marts["rows"],
         "crm_export_rows": (published.get("crm_export") or {}).get("rows"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "loadavg_before": load_before, "loadavg_after": load_after,
-                    "duckdb_threads": settings.duckdb_threads, "duckdb_memory_limit": settings.duckdb_memory_limit},
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": report.machine(load_before, load_after, python=platform.python_version(),
+                                  duckdb_threads=settings.duckdb_threads,
+                                  duckdb_memory_limit=settings.duckdb_memory_limit),
+        "measured_at": report.measured_at(),
     }
     out = HERE / "results" / f"scoring-{args.tier}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    report.write(out, result)
     print(json.dumps(result, indent=2))
     if args.clean:
         shutil.rmtree(work, ignore_errors=True)
