@@ -1,45 +1,34 @@
 {#- One row per audience customer: up to N products they have not bought, best first. First the
     products most similar to what they bought lately (sum of cosine similarities over the 10
-    nearest neighbours of each of their 5 most recently first-bought products), then best-sellers
-    of their favourite category, then the shop's best-sellers, so a customer without item history
-    still gets some. recommendation_sources says which, per product.
-    Sized for 1M customers: integer customer keys, the customer-product table the feature layer
-    already keeps, numeric aggregates only and a sort-based top-N (which spills) instead of
-    per-group lists (which do not). Measured at tier M: 931k audience customers in ~24 s within
-    a 5 GB DuckDB memory limit. -#}
+    nearest neighbours of each of their 5 most recently first-bought products); a customer with
+    fewer than N such products gets best-sellers of their favourite category, then the shop's
+    best-sellers (of the year before the as-of date, by new buyers), so a customer without item
+    history still gets some. recommendation_sources says which, per product.
+
+    Sized for 1M customers on one machine: every key is an integer (a customer index within the
+    audience, a product index, and the pair packed into one BIGINT: customer × 4096 + product),
+    the per-customer top-N is a hash aggregate with a bounded heap (max_by(…, N)) on one packed
+    integer (score, then product) so ties break the same way every run, and the fallbacks are
+    only built for the few customers that need them. Measured at tier M: 931k audience customers,
+    40M candidate pairs, in the scoring benchmark's marts step. -#}
 {%- set decisions = source('retention', 'audience_decisions') %}
 {%- set campaign = "'" ~ var('campaign_id') ~ "'" if var('campaign_id')
     else "(select max_by(campaign_id, as_of_date) from " ~ decisions ~ ")" %}
 {%- set as_of = "(select max(as_of_date) from " ~ decisions ~ " where campaign_id = " ~ campaign ~ ")" %}
 {%- set n = var('recommendations_per_customer', 5) %}
+{%- set p = 4096 %}{#- product indexes stay below this (checked below), so pairs pack into a BIGINT -#}
 
 with
 
 audience as (
 
-    select distinct campaign_id, customer_id, {{ customer_key('customer_id') }} as customer_key
-    from {{ decisions }}
-    where campaign_id = {{ campaign }}
+    select
+        campaign_id,
+        customer_id,
+        {{ customer_key('customer_id') }} as customer_key,
+        row_number() over () as customer_index  -- internal only: never leaves this model
 
-),
-
-bought as (
-
-    {#- every product an audience customer bought on or before the as-of date -#}
-    select products.customer_key, products.product_id, products.product_category, products.first_purchased_date
-    from {{ ref('int_order_items_aggregated_to_customer_products') }} as products
-    semi join audience on products.customer_key = audience.customer_key
-    where products.first_purchased_date <= {{ as_of }}
-
-),
-
-recently_bought as (
-
-    select customer_key, product_id
-    from bought
-    qualify row_number() over (
-        partition by customer_key order by first_purchased_date desc, product_id
-    ) <= 5
+    from (select distinct campaign_id, customer_id from {{ decisions }} where campaign_id = {{ campaign }})
 
 ),
 
@@ -53,152 +42,220 @@ similarities as (
 
 ),
 
-orders as (
+customer_products as (
 
-    select order_id, customer_id, order_date
-    from {{ ref('stg_shop__orders') }}
-    where order_date <= {{ as_of }}
-
-),
-
-order_items as (
-
-    select order_id, product_id, product_category from {{ ref('stg_shop__order_items') }}
+    select customer_key, product_id, product_category, first_purchased_date
+    from {{ ref('int_order_items_aggregated_to_customer_products') }}
+    where first_purchased_date <= {{ as_of }}
 
 ),
 
-best_sellers as (
+products as (
 
+    {#- every product bought by the as-of date gets an index 1..count (by product_id) -#}
     select
-        order_items.product_id,
-        any_value(order_items.product_category) as product_category,
-        count(distinct orders.customer_id) as count_buyers,
-        row_number() over (
-            partition by any_value(order_items.product_category)
-            order by count(distinct orders.customer_id) desc, order_items.product_id
-        ) as category_rank,
-        row_number() over (order by count(distinct orders.customer_id) desc, order_items.product_id) as shop_rank
+        product_id,
+        any_value(product_category) as product_category,
+        count(*) filter (where first_purchased_date > {{ as_of }} - interval 365 day) as count_new_buyers,
+        row_number() over (order by product_id) as product_index
 
-    from order_items
-    inner join orders on order_items.order_id = orders.order_id
-    where orders.order_date > (select max(order_date) from orders) - interval 365 day
+    from customer_products
     group by 1
 
 ),
 
-favourite_categories as (
+checked_products as (
 
-    select customer_key, product_category
+    select *,
+        case when product_index < {{ p }} then product_index
+             else error('customer_product_recommendations: more than {{ p - 1 }} products; widen the pair packing')
+        end as product_key
+    from products
+
+),
+
+bought as (
+
+    {#- every product an audience customer bought on or before the as-of date, as a packed pair -#}
+    select
+        audience.customer_index * {{ p }} + checked_products.product_key as pair,
+        audience.customer_index,
+        checked_products.product_key,
+        customer_products.product_category,
+        customer_products.first_purchased_date
+
+    from customer_products
+    inner join audience on customer_products.customer_key = audience.customer_key
+    inner join checked_products on customer_products.product_id = checked_products.product_id
+
+),
+
+recently_bought as (
+
+    {#- the 5 most recently first-bought products (ties: the higher product index) -#}
+    select
+        customer_index,
+        unnest(max_by(product_key, epoch(first_purchased_date)::bigint * {{ p }} + product_key, 5)) as product_key
+
     from bought
-    where product_category is not null
-    group by 1, 2
-    qualify row_number() over (partition by customer_key order by count(*) desc, product_category) = 1
+    group by 1
+
+),
+
+neighbours as (
+
+    select seeds.product_key, neighbours.product_key as similar_product_key, similarities.similarity
+    from similarities
+    inner join checked_products as seeds on similarities.product_id = seeds.product_id
+    inner join checked_products as neighbours on similarities.similar_product_id = neighbours.product_id
 
 ),
 
 similar_to_bought as (
 
     select
-        recently_bought.customer_key,
-        similarities.similar_product_id as product_id,
-        3 as source_strength,
-        sum(similarities.similarity) as score
+        recently_bought.customer_index * {{ p }} + neighbours.similar_product_key as pair,
+        sum(neighbours.similarity) as score
 
     from recently_bought
-    inner join similarities on recently_bought.product_id = similarities.product_id
-    group by 1, 2
+    inner join neighbours on recently_bought.product_key = neighbours.product_key
+    group by 1
 
 ),
 
-category_best_sellers as (
+similar_not_bought as (
+
+    select * from similar_to_bought
+    anti join bought on similar_to_bought.pair = bought.pair
+
+),
+
+top_similar as (
+
+    {#- best score first; equal scores (to 1e-9): the lower product index first -#}
+    select
+        pair // {{ p }} as customer_index,
+        max_by(pair % {{ p }}, round(score * 1e9)::bigint * {{ p }} + ({{ p - 1 }} - pair % {{ p }}), {{ n }})
+            as product_keys
+
+    from similar_not_bought
+    group by 1
+
+),
+
+short_of_similar as (
+
+    {#- the customers with fewer than N similar products: only these need the fallbacks -#}
+    select audience.customer_index, coalesce(top_similar.product_keys, []) as product_keys
+    from audience
+    left join top_similar on audience.customer_index = top_similar.customer_index
+    where coalesce(len(top_similar.product_keys), 0) < {{ n }}
+
+),
+
+best_sellers as (
 
     select
-        favourite_categories.customer_key,
-        best_sellers.product_id,
-        2 as source_strength,
-        best_sellers.count_buyers::double as score
+        product_key,
+        product_category,
+        count_new_buyers,
+        row_number() over (partition by product_category order by count_new_buyers desc, product_key) as category_rank,
+        row_number() over (order by count_new_buyers desc, product_key) as shop_rank
 
+    from checked_products
+
+),
+
+favourite_categories as (
+
+    select bought.customer_index, bought.product_category
+    from bought
+    semi join short_of_similar on bought.customer_index = short_of_similar.customer_index
+    where bought.product_category is not null
+    group by 1, 2
+    qualify row_number() over (partition by bought.customer_index order by count(*) desc, bought.product_category) = 1
+
+),
+
+fallback_candidates as (
+
+    select favourite_categories.customer_index, best_sellers.product_key, 2 as source_strength, best_sellers.count_new_buyers
     from favourite_categories
     inner join best_sellers on favourite_categories.product_category = best_sellers.product_category
     where best_sellers.category_rank <= 10
 
-),
+    union all
 
-shop_best_sellers as (
-
-    select
-        audience.customer_key,
-        best_sellers.product_id,
-        1 as source_strength,
-        best_sellers.count_buyers::double as score
-
-    from audience
+    select short_of_similar.customer_index, best_sellers.product_key, 1 as source_strength, best_sellers.count_new_buyers
+    from short_of_similar
     cross join best_sellers
     where best_sellers.shop_rank <= 10
 
 ),
 
-candidates as (
+fallbacks as (
 
-    select * from similar_to_bought
-    union all
-    select * from category_best_sellers
-    union all
-    select * from shop_best_sellers
-
-),
-
-not_yet_bought as (
-
-    {#- a product offered by several sources keeps its strongest source and that source's score -#}
+    {#- not bought, not already recommended as similar; a product in both lists keeps the stronger -#}
     select
-        candidates.customer_key,
-        candidates.product_id,
-        max(candidates.source_strength) as source_strength,
-        max_by(candidates.score, candidates.source_strength) as score
+        customer_index,
+        list(product_key order by source_strength desc, count_new_buyers desc, product_key) as product_keys,
+        list(source_strength order by source_strength desc, count_new_buyers desc, product_key) as source_strengths
 
-    from candidates
-    anti join bought
-        on candidates.customer_key = bought.customer_key
-        and candidates.product_id = bought.product_id
-    group by 1, 2
-
-),
-
-ranked as (
-
-    select *
-    from not_yet_bought
-    qualify row_number() over (
-        partition by customer_key order by source_strength desc, score desc, product_id
-    ) <= {{ n }}
-
-),
-
-top_products as (
-
-    select
-        customer_key,
-        list(product_id order by source_strength desc, score desc, product_id) as recommended_products,
-        list(source_strength order by source_strength desc, score desc, product_id) as source_strengths
-
-    from ranked
+    from (
+        select fallback_candidates.*
+        from fallback_candidates
+        inner join short_of_similar on fallback_candidates.customer_index = short_of_similar.customer_index
+        where not list_contains(short_of_similar.product_keys, fallback_candidates.product_key)
+          and not exists (
+              select 1 from bought
+              where bought.customer_index = fallback_candidates.customer_index
+                and bought.product_key = fallback_candidates.product_key
+          )
+        qualify row_number() over (
+            partition by fallback_candidates.customer_index, fallback_candidates.product_key
+            order by fallback_candidates.source_strength desc
+        ) = 1
+    )
     group by 1
+
+),
+
+product_names as (
+
+    select list(product_id order by product_key) as product_ids from checked_products
+
+),
+
+combined as (
+
+    select
+        audience.campaign_id,
+        audience.customer_id,
+        coalesce(top_similar.product_keys, []) as similar_keys,
+        coalesce(fallbacks.product_keys, [])[1:{{ n }} - len(similar_keys)] as fallback_keys,
+        coalesce(fallbacks.source_strengths, [])[1:{{ n }} - len(similar_keys)] as fallback_strengths
+
+    from audience
+    left join top_similar on audience.customer_index = top_similar.customer_index
+    left join fallbacks on audience.customer_index = fallbacks.customer_index
 
 ),
 
 final as (
 
     select
-        audience.campaign_id,
-        audience.customer_id,
-        coalesce(top_products.recommended_products, []::varchar[]) as recommended_products,
-        list_transform(coalesce(top_products.source_strengths, []::integer[]), lambda s:
-            case s when 3 then 'similar_to_bought' when 2 then 'category_best_seller' else 'shop_best_seller' end
-        ) as recommendation_sources
+        combined.campaign_id,
+        combined.customer_id,
+        list_transform(list_concat(combined.similar_keys, combined.fallback_keys),
+                       lambda k: product_names.product_ids[k])::varchar[] as recommended_products,
+        list_concat(
+            list_transform(combined.similar_keys, lambda k: 'similar_to_bought'),
+            list_transform(combined.fallback_strengths, lambda s:
+                case s when 2 then 'category_best_seller' else 'shop_best_seller' end)
+        )::varchar[] as recommendation_sources
 
-    from audience
-    left join top_products on audience.customer_key = top_products.customer_key
+    from combined
+    cross join product_names
 
 )
 

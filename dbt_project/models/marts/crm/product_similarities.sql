@@ -7,6 +7,7 @@
     Pairs are counted on integer keys (products are few, customers many). -#}
 {%- set as_of = "date '" ~ var('as_of_date') ~ "'" if var('as_of_date')
     else "(select max(order_date) from " ~ ref('stg_shop__orders') ~ ")" %}
+{%- set pack = 1000000000 %}{#- product keys (1..products) pack into one BIGINT pair: up to 1e9 products -#}
 {%- set built = false %}
 {%- if execute and is_incremental() and 'as_of_date' in adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
     {%- set built = run_query("select count(*) > 0 from " ~ this ~ " where as_of_date = " ~ as_of).columns[0].values()[0] %}
@@ -69,16 +70,27 @@ keyed as (
 
 co_purchases as (
 
+    {#- each unordered pair once (the lower product key first), counted on one packed BIGINT key;
+        cosine is symmetric, so the pair is mirrored after counting: half the join and group-by -#}
     select
-        bought.product_key,
-        also_bought.product_key as similar_product_key,
+        bought.product_key * {{ pack }} + also_bought.product_key as pair,
         count(*) as count_common_buyers
 
     from keyed as bought
     inner join keyed as also_bought
         on bought.customer_key = also_bought.customer_key
-        and bought.product_key <> also_bought.product_key
-    group by 1, 2
+        and bought.product_key < also_bought.product_key
+    group by 1
+
+),
+
+both_directions as (
+
+    select pair // {{ pack }} as product_key, pair % {{ pack }} as similar_product_key, count_common_buyers
+    from co_purchases
+    union all
+    select pair % {{ pack }} as product_key, pair // {{ pack }} as similar_product_key, count_common_buyers
+    from co_purchases
 
 ),
 
@@ -90,7 +102,7 @@ similarities as (
         co_purchases.count_common_buyers,
         co_purchases.count_common_buyers / sqrt(buyers.count_buyers * similar_buyers.count_buyers) as similarity
 
-    from co_purchases
+    from both_directions as co_purchases
     inner join products as buyers on co_purchases.product_key = buyers.product_key
     inner join products as similar_buyers on co_purchases.similar_product_key = similar_buyers.product_key
 
