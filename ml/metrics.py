@@ -67,10 +67,11 @@ def recall_at(y_true, score, share: float) -> float:
 
 def segment_auc(y_true, score, segments) -> dict[str, float]:
     """AUC within each segment (segments with one class only are left out)."""
-    y, s, g = np.asarray(y_true), np.asarray(score, float), np.asarray(segments, dtype=object)
+    y, s = np.asarray(y_true), np.asarray(score, float)
+    names, level = np.unique(np.asarray(segments, dtype=object).astype(str), return_inverse=True)  # one pass, not one per level
     out = {}
-    for name in sorted({str(v) for v in g}):
-        mask = g.astype(str) == name
+    for i, name in enumerate(names.tolist()):
+        mask = level.ravel() == i
         value = auc(y[mask], s[mask])
         if value == value:
             out[name] = value

@@ -42,13 +42,14 @@ def _origins(metrics: dict) -> str:
 
 def _sampling(settings, data, split, metrics: dict) -> list[str]:
     """Where a customer sample stood in for all rows (large data only), in one line."""
-    total = int(data.rows(split.full).sum())
+    total = int(sum(data.total_rows.values())) if getattr(data, "total_rows", None) else int(data.rows(split.full).sum())
     fitted, searched = int(metrics.get("fit_rows_production", total)), int(metrics.get("search_rows", 0))
     if fitted >= total and searched >= int(metrics.get("fit_rows_backtest", 0)):
         return []
     return [f"- Large data: the boosters fit a stable sample of whole customers ({fitted:,} of {total:,} full-label rows, "
             f"train_max_rows); the search and the rolling origins use {searched:,} honest rows (train_search_max_rows). "
-            "Every test-cutoff customer is scored and evaluated."]
+            f"Only those customers' rows and every row of the test cutoff and the rolling origins are read "
+            f"({int(metrics.get('rows_read', 0)):,} rows); every customer there is scored and evaluated."]
 
 
 def render_model_card(settings, tags: dict, split, metrics: dict, best, trials: list, data, top_features: list[str],

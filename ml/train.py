@@ -40,7 +40,7 @@ from ml.metrics import auc, classification_report, segment_auc
 from ml.model import CALENDAR_FEATURES, ChurnModel, FeatureSpec, Scorer, feature_columns
 from ml.model_card import render_model_card
 from ml.settings import REPO_ROOT, Settings
-from ml.value import VALUE_DAYS, BTYDValue, evaluate_btyd, fit_value
+from ml.value import VALUE_DAYS, BTYDValue, evaluate_btyd, fit_value, year_pairs
 from ml.warehouse import connect, decimals_as_floats, fetch_frame, quote
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,9 @@ INFO_COLUMNS = ("days_since_last_order", "days_since_first_order", "mean_days_be
                 "count_orders_lifetime", "amount_lifetime", "amount_365d")
 MAX_SEGMENT_LEVELS = 12
 SHAP_SAMPLE = 2000
+# on large data each rolling origin is scored on a stable sample of about this many customers
+# (whole customers by the sample key; AUC's standard error there is about 0.001)
+ORIGIN_SCORE_ROWS = 200_000
 
 
 @dataclass
@@ -147,7 +150,13 @@ class Timer:
 
 @dataclass
 class Examples:
-    """Training examples as the booster's matrix plus the few columns everything else needs."""
+    """Training examples as the booster's matrix plus the few columns everything else needs.
+
+    On large data (more full-label rows than ``train_max_rows``) only some rows are read: every
+    row of the fit sample's customers (``fit_rows``), every row of the cutoffs evaluated whole (the
+    test cutoff, see ``whole_cutoffs``) and, at the rolling origins, a stable sample of about
+    ``ORIGIN_SCORE_ROWS`` customers each (``origin_rows``).
+    """
 
     spec: FeatureSpec
     X: np.ndarray  # float32 feature matrix
@@ -155,9 +164,21 @@ class Examples:
     cutoff: np.ndarray  # datetime64[D] per row
     fold: np.ndarray  # customer fold per row
     info: pd.DataFrame  # customer_id, as_of_date and INFO_COLUMNS + segment columns
+    fit_rows: np.ndarray | None = None  # the boosters' customer sample (None: every row)
+    total_rows: dict = field(default_factory=dict)  # full-label rows per cutoff in the warehouse
+    sample_key: np.ndarray | None = None  # the customer's stable sample key per row
+    origin_rows: np.ndarray | None = None  # the customers the rolling origins are scored on (None: all)
 
     def rows(self, cutoffs) -> np.ndarray:
         return np.isin(self.cutoff, np.array(list(cutoffs), dtype="datetime64[D]"))
+
+    def fitted(self) -> np.ndarray:
+        return np.ones(len(self.y), bool) if self.fit_rows is None else self.fit_rows
+
+    def key(self) -> np.ndarray:
+        if self.sample_key is None:
+            self.sample_key = sample_key(self.info["customer_id"].to_numpy(object))
+        return self.sample_key
 
 
 def _examples_sql(settings: Settings, where: str = "", ordered: bool = True) -> tuple[str, list]:
@@ -177,25 +198,52 @@ def feature_spec(con, sql: str, params: list) -> FeatureSpec:
     features = feature_columns(rel.columns)
     text = [c for c in features if types[c] == "VARCHAR"]
     numeric = [c for c in features if c not in text]
-    categories = {
-        c: [v for (v,) in con.execute(f"select distinct {quote(c)} from ({sql}) where {quote(c)} is not null order by 1",
-                                      params).fetchall()]
-        for c in text
-    }
+    categories = {}
+    if text:  # every text column's levels in one pass over the examples
+        levels = ", ".join(f"list(distinct {quote(c)} order by {quote(c)}) filter (where {quote(c)} is not null)"
+                           for c in text)
+        categories = dict(zip(text, (list(v or []) for v in con.execute(f"select {levels} from ({sql})", params).fetchall()[0])))
     return FeatureSpec(features + list(CALENDAR_FEATURES), categories, {c: 0.0 for c in numeric})
 
 
-def _medians(spec: FeatureSpec, X: np.ndarray, sample_rows: int = 200_000) -> dict[str, float]:
-    """Typical value per numeric feature, from a fixed sample of the matrix's rows (exact median
-    over every row of every column would cost DuckDB gigabytes at tier M for a reason's wording)."""
-    rows = np.arange(len(X))
-    if len(X) > sample_rows:
-        rows = np.sort(np.random.default_rng(0).choice(len(X), sample_rows, replace=False))
+def _medians(spec: FeatureSpec, X: np.ndarray, rows: np.ndarray | None = None,
+             sample_rows: int = 200_000) -> dict[str, float]:
+    """Typical value per numeric feature, from a fixed sample of the matrix's ``rows`` (default all;
+    exact median over every row of every column would cost DuckDB gigabytes at tier M for a
+    reason's wording)."""
+    rows = np.arange(len(X)) if rows is None else np.flatnonzero(rows)
+    if len(rows) > sample_rows:
+        rows = np.sort(rows[np.random.default_rng(0).choice(len(rows), sample_rows, replace=False)])
     out = {}
     for name in spec.medians:
         column = X[rows, spec.features.index(name)]
         out[name] = float(np.nanmedian(column)) if np.isfinite(column).any() else 0.0
     return out
+
+
+def sample_key(customer_ids: np.ndarray) -> np.ndarray:
+    """A stable number in [0, 1) per customer id (a hash): customers enter a sample in its order."""
+    ids = np.asarray(customer_ids, dtype=object)
+    return pd.util.hash_array(ids, hash_key="churnwatchsample") % np.uint64(1_000_000) / 1_000_000
+
+
+def sample_threshold(keys: np.ndarray, rows_per_key: np.ndarray, max_rows: int) -> float:
+    """The key at or below which about ``max_rows`` rows fall (each key weighted by its rows)."""
+    return float(np.quantile(np.repeat(keys, rows_per_key), max_rows / int(rows_per_key.sum())))
+
+
+def whole_cutoffs(settings: Settings, split: "Split") -> list[dt.date]:
+    """The cutoffs where every customer is scored: the test cutoff and (when the value model falls
+    back to BTYD) the cutoff its forecast is checked from."""
+    out = [split.test]
+    if len(year_pairs(split.full)) < 2:
+        out.append(btyd_origin(settings, split))
+    return sorted({c for c in out if c is not None})
+
+
+def _key_folds(codes: np.ndarray, customers: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample key and fold per row from the rows' customer codes (each customer hashed once)."""
+    return sample_key(customers)[codes], customer_folds(customers, k)[codes]
 
 
 def read_examples(settings: Settings, batch_rows: int = 500_000) -> Examples:
@@ -205,45 +253,94 @@ def read_examples(settings: Settings, batch_rows: int = 500_000) -> Examples:
     one batch at a time, so memory stays near the matrix's own size at any tier. Rows are put in
     (cutoff, customer) order here rather than by DuckDB: sorting every column of every row in the
     database took gigabytes at tier M (measured: 12 GB peak), sorting two keys in numpy does not.
+
+    Above ``train_max_rows`` full-label rows the boosters fit a stable sample of whole customers
+    (``customer_sample``'s rule, decided in SQL from each customer's row count), so only the
+    sample's rows and the whole cutoffs' rows leave DuckDB: the same rows, in the same order, as
+    reading everything and sampling afterwards, at a fraction of the cost.
     """
     import pyarrow as pa
 
     sql, params = _examples_sql(settings, ordered=False)
     with connect(settings, read_only=True) as con:
-        n = con.execute(f"select count(*) from ({sql})", params).fetchall()[0][0]
-        if n == 0:
+        total = {pd.Timestamp(c).date(): int(k) for c, k in
+                 con.execute(f"select as_of_date, count(*) from ({sql}) group by 1", params).fetchall()}
+        if not total:
             raise RuntimeError("marts.training_examples is empty: not enough history before the as-of date")
         spec = feature_spec(con, sql, params)
         segments = [c for c, levels in spec.categories.items() if len(levels) <= MAX_SEGMENT_LEVELS]
+        cut, origin_cut, where, extra, n = None, None, "", [], sum(total.values())
+        if n > settings.train_max_rows:
+            split = plan_split(total, settings.horizon_days)
+            whole = whole_cutoffs(settings, split)
+            origins = [c for c in origin_cutoffs(settings, split) if c not in whole] or [None]
+            marks = lambda cutoffs: ", ".join("?" * len(cutoffs))  # noqa: E731
+            per_customer = con.sql(
+                f"select customer_id, count(*) as n, count(*) filter (where as_of_date in ({marks(whole)})) as n_whole, "
+                f"count(*) filter (where as_of_date in ({marks(origins)})) as n_origins from ({sql}) group by 1",
+                params=[*whole, *origins, *params]).to_arrow_table()
+            keys = sample_key(per_customer.column("customer_id").to_numpy(zero_copy_only=False))
+            rows, at_whole, at_origins = (per_customer.column(c).to_numpy() for c in ("n", "n_whole", "n_origins"))
+            cut = sample_threshold(keys, rows, settings.train_max_rows)
+            origin_cut = (sample_threshold(keys, at_origins, ORIGIN_SCORE_ROWS * len(origins))
+                          if at_origins.sum() > ORIGIN_SCORE_ROWS * len(origins) else 1.0)
+            fit, scored = keys <= cut, keys <= origin_cut
+            n = int(rows[fit].sum() + at_whole[~fit].sum() + at_origins[~fit & scored].sum())  # the rows read below
+            con.register("train_sample_customers", pa.table({"customer_id": per_customer.column("customer_id"),
+                                                             "fit": fit, "origin": scored}).filter(pa.array(fit | scored)))
+            where = (" and (customer_id in (select customer_id from train_sample_customers where fit)"
+                     f" or as_of_date in ({marks(whole)})"
+                     f" or (as_of_date in ({marks(origins)}) and customer_id in"
+                     " (select customer_id from train_sample_customers where origin)))")
+            extra = [*whole, *origins]
+            del per_customer, keys, rows, at_whole, at_origins
         X = np.empty((n, len(spec.features)), dtype=np.float32)
         y, cutoff, ids, info = np.empty(n, np.int8), np.empty(n, "datetime64[D]"), [], []
+        side = ("customer_id", "as_of_date", *INFO_COLUMNS, *segments)
         at = 0
-        for batch in con.sql(sql, params=params).to_arrow_reader(batch_rows):
+        for batch in con.sql(sql + where, params=[*params, *extra]).to_arrow_reader(batch_rows):
             table = decimals_as_floats(pa.Table.from_batches([batch]))
             m = table.num_rows
+            if at + m > n:
+                raise RuntimeError("training_examples changed while training read it: rerun once the feature build is done")
             X[at:at + m] = spec.matrix(table)
             y[at:at + m] = table.column("is_churned").to_numpy(zero_copy_only=False).astype(np.int8)
             cutoff[at:at + m] = table.column("as_of_date").to_numpy(zero_copy_only=False).astype("datetime64[D]")
             ids.append(table.column("customer_id").to_numpy(zero_copy_only=False))
-            side = ("customer_id", "as_of_date", *INFO_COLUMNS, *segments)
             info.append(table.select([c for c in side if c in table.column_names]).to_pandas())
             at += m
-    ids = np.concatenate(ids)
-    codes, _ = pd.factorize(ids, sort=True)
+    if at != n:
+        raise RuntimeError("training_examples changed while training read it: rerun once the feature build is done")
+    codes, customers = pd.factorize(np.concatenate(ids), sort=True)
+    del ids
     order = np.lexsort((codes, cutoff))  # as_of_date, then customer_id: same data → same model
-    del codes
     if not np.array_equal(order, np.arange(n)):
-        X, y, cutoff, ids = X[order], y[order], cutoff[order], ids[order]
-    info = pd.concat(info, ignore_index=True).iloc[order].reset_index(drop=True)
-    spec.medians = _medians(spec, X)
-    return Examples(spec, X, y, cutoff, customer_folds(ids, settings.train_cv_folds), info)
+        X, y, cutoff, codes = X[order], y[order], cutoff[order], codes[order]
+        info = pd.concat(info, ignore_index=True).iloc[order].reset_index(drop=True)
+    else:
+        info = pd.concat(info, ignore_index=True)
+    keys, folds = _key_folds(codes, np.asarray(customers, dtype=object), settings.train_cv_folds)
+    fit_rows = None if cut is None else keys <= cut
+    origin_rows = None if origin_cut is None else keys <= origin_cut
+    spec.medians = _medians(spec, X, fit_rows)
+    return Examples(spec, X, y, cutoff, folds, info, fit_rows, total, keys, origin_rows)
 
 
-def read_frame(settings: Settings, cutoff: dt.date) -> pd.DataFrame:
+def read_frame(settings: Settings, cutoff: dt.date, limit: int | None = None) -> pd.DataFrame:
     """Whole rows of one cutoff as pandas, for a model's pyfunc interface (gate, input example)."""
     sql, params = _examples_sql(settings, " and as_of_date = ?")
     with connect(settings, read_only=True) as con:
-        return fetch_frame(con, sql, [*params, cutoff])
+        return fetch_frame(con, sql + ("" if limit is None else f" limit {int(limit)}"), [*params, cutoff])
+
+
+def test_cutoff_frame(settings: Settings, data: Examples, split: Split) -> pd.DataFrame:
+    """Every test-cutoff row as pandas (only the promotion gate's champion re-scoring needs it),
+    checked to hold the very customers training evaluated."""
+    frame = read_frame(settings, split.test)
+    if not np.array_equal(frame["customer_id"].to_numpy(object),
+                          data.info.loc[data.rows([split.test]), "customer_id"].to_numpy(object)):
+        raise RuntimeError("training_examples changed while training read it: rerun once the feature build is done")
+    return frame
 
 
 def customer_folds(customer_ids: np.ndarray, k: int) -> np.ndarray:
@@ -320,8 +417,7 @@ def customer_sample(data: Examples, rows: np.ndarray, max_rows: int) -> np.ndarr
     n = int(rows.sum())
     if n <= max_rows:
         return rows
-    ids = data.info["customer_id"].to_numpy(object)
-    u = pd.util.hash_array(ids, hash_key="churnwatchsample") % np.uint64(1_000_000) / 1_000_000
+    u = data.key()
     cut = np.quantile(u[rows], max_rows / n)  # relative to ``rows``: a sample of a sample shrinks too
     return rows & (u <= cut)
 
@@ -415,6 +511,11 @@ def fit_scorer(timer: Timer, settings: Settings, ds, cf: CrossFit) -> Scorer:
     return Scorer(booster, cf.num_iteration, calibrator)
 
 
+def origin_cutoffs(settings: Settings, split: Split) -> list[dt.date]:
+    """The rolling origins before the test cutoff, newest first."""
+    return [c for c in sorted(split.full, reverse=True) if c < split.test][: max(settings.train_backtest_origins - 1, 0)]
+
+
 def rolling_origins(timer: Timer, settings: Settings, data: Examples, split: Split, params: dict,
                     customers: np.ndarray) -> dict[str, float]:
     """The recipe again, standing at earlier cutoffs: how stable the backtest is over time.
@@ -422,11 +523,11 @@ def rolling_origins(timer: Timer, settings: Settings, data: Examples, split: Spl
     At each origin o (the cutoffs before the test cutoff, newest first) only labels observable at
     o fit the booster, early-stopped out of fold at the latest of them and calibrated out of fold
     on all of them; the tuned settings are kept (the search ran once, at the test cutoff). Rows
-    come from ``customers`` (the search sample on large data), the origin is scored on all.
+    come from ``customers`` (the search sample on large data); the origin is scored on all its
+    customers (on large data: a stable sample of about ORIGIN_SCORE_ROWS, see read_examples).
     """
     out: dict[str, float] = {}
-    earlier = [c for c in sorted(split.full, reverse=True) if c < split.test][: max(settings.train_backtest_origins - 1, 0)]
-    for origin in earlier:
+    for origin in origin_cutoffs(settings, split):
         honest = [c for c in split.full if c + dt.timedelta(days=settings.horizon_days) <= origin]
         if not honest:
             break
@@ -435,9 +536,10 @@ def rolling_origins(timer: Timer, settings: Settings, data: Examples, split: Spl
         cf = cross_fit(timer, data, ds, idx, data.rows([honest[-1]]), params, settings.train_cv_folds,
                        calibrate_on=_calibration_rows(fit_rows, settings.train_calibration_max_rows, settings.seed))
         scorer = fit_scorer(timer, settings, ds, cf)
-        rows = data.rows([origin])
+        rows = data.rows([origin]) if data.origin_rows is None else data.rows([origin]) & data.origin_rows
         report = classification_report(data.y[rows], scorer.proba(data.X[rows]))
         out.update({f"origin/{origin}/{k}": report[k] for k in ("auc", "ece", "brier", "base_rate")})
+        out[f"origin/{origin}/scored_rows"] = float(rows.sum())
     return out
 
 
@@ -484,13 +586,20 @@ def code_version() -> str:
 def btyd_value(settings: Settings, data: "Examples", split: Split):
     """BG/NBD × Gamma-Gamma fitted at the test cutoff; its error from a cutoff about a year back."""
     model, metrics = BTYDValue.fit(data.info[data.rows([split.test])], seed=settings.seed), {}
-    if settings.as_of is not None:
-        year_ago = [c for c in split.full if (settings.as_of - c).days >= VALUE_DAYS]
-        origin = max(year_ago) if year_ago else min(split.full)  # else: the longest window there is
+    origin = btyd_origin(settings, split)
+    if origin is not None:
         later = spend_later(settings)
         if len(later):
             metrics = evaluate_btyd(data.info[data.rows([origin])], later, (settings.as_of - origin).days, settings.seed)
     return model, metrics
+
+
+def btyd_origin(settings: Settings, split: Split) -> dt.date | None:
+    """The cutoff about a year before the as-of date the BTYD value forecast is checked from."""
+    if settings.as_of is None:
+        return None
+    year_ago = [c for c in split.full if (settings.as_of - c).days >= VALUE_DAYS]
+    return max(year_ago) if year_ago else min(split.full)  # else: the longest window there is
 
 
 def spend_later(settings: Settings) -> pd.Series:
@@ -546,16 +655,14 @@ def train(settings: Settings) -> TrainResult:
 
     # prepare data
     with timer.phase("load"):
+        # on very large data the boosters fit a stable sample of whole customers and only its rows
+        # and the whole cutoffs' are read (every customer of the test cutoff and of the rolling
+        # origins is still scored and evaluated); below train_max_rows, every row
         data = read_examples(settings)
-        split = plan_split(np.unique(data.cutoff), settings.horizon_days)
-        # on very large data the boosters fit a stable sample of whole customers (every customer
-        # of the test cutoff is still scored and evaluated); below train_max_rows, every row
-        fitted = customer_sample(data, data.rows(split.full), settings.train_max_rows)
+        split = plan_split(data.total_rows, settings.horizon_days)
+        fitted = data.fitted()
         honest, test, full = data.rows(split.honest) & fitted, data.rows([split.test]), data.rows(split.full) & fitted
         at_valid, at_test = data.rows([split.valid]), test
-        test_frame = read_frame(settings, split.test)
-        if not np.array_equal(test_frame["customer_id"].to_numpy(object), data.info.loc[test, "customer_id"].to_numpy(object)):
-            raise RuntimeError("training_examples changed while training read it: rerun once the feature build is done")
 
     # tune and fit the backtest scorer on honest rows: early-stopped out of fold at the validation
     # cutoff, calibrated on out-of-fold margins at every honest cutoff. On large data the search
@@ -590,10 +697,12 @@ def train(settings: Settings) -> TrainResult:
 
     # evaluate on the test cutoff: model, baselines, rolling origins, segments
     with timer.phase("evaluate"):
-        y_test, p_test = data.y[test], backtest.proba(data.X[test])
+        y_test, margin_test = data.y[test], backtest.margin(data.X[test])
+        p_test = calibrated(backtest, margin_test)  # = backtest.proba(X), the margin kept for the plots
         metrics, scores, segments, bgnbd = evaluate(timer, settings, data, split, best, p_test,
                                                     customer_sample(data, full, settings.train_search_max_rows))
         metrics.update({"fit_rows_backtest": float(honest.sum()), "fit_rows_production": float(full.sum()),
+                        "rows_read": float(len(data.y)), "rows_total": float(sum(data.total_rows.values())),
                         "search_rows": float(searched.sum()), "calibration_rows": float(len(best.y))})
         if cf_full is not None:
             metrics["production_cv_auc"] = cf_full.score
@@ -635,12 +744,12 @@ def train(settings: Settings) -> TrainResult:
         mlflow.log_dict({"trials": trials, "search_space": SEARCH_SPACE}, "search_trials.json")
         mlflow.log_dict(segments, "segment_auc.json")
         mlflow.log_dict({"bgnbd_baseline": bgnbd.to_dict(), "value_model": value_model.to_dict()}, "value_and_btyd.json")
-        log_pictures(data, test, model, scores, y_test, p_test)
+        log_pictures(data, test, model, scores, y_test, p_test, margin_test)
         gain = backtest.booster.feature_importance("gain")
         top_features = [data.spec.features[i] for i in np.argsort(gain)[::-1][:10]]
         mlflow.log_text(render_model_card(settings, tags, split, metrics, best, trials, data, top_features,
                                           backtest, production, value_model.kind), "model_card.md")
-        example = test_frame.head(5)[data.spec.input_columns]
+        example = read_frame(settings, split.test, limit=5)[data.spec.input_columns]
         numeric = [c for c in example.columns if pd.api.types.is_numeric_dtype(example[c])]
         example[numeric] = example[numeric].astype("float64")  # counts may be missing at scoring time
         info = mlflow.pyfunc.log_model(
@@ -658,7 +767,8 @@ def train(settings: Settings) -> TrainResult:
         registry.tag_version(settings, version, tags)
         registry.set_alias(settings, registry.CHALLENGER, version)
         test_metrics = {k.removeprefix("test_"): float(v) for k, v in metrics.items() if k.startswith("test_")}
-        promoted, decision = promote_if_better(settings, version, test_frame, y_test, test_metrics, split.test)
+        promoted, decision = promote_if_better(settings, version, lambda: test_cutoff_frame(settings, data, split),
+                                               y_test, test_metrics, split.test)
         record_performance(settings, version, run.info.run_id, metrics, split.test, promoted, decision, value_model.kind)
     timings = timer.summary()
     with mlflow.start_run(run_id=run.info.run_id):
@@ -672,11 +782,18 @@ def train(settings: Settings) -> TrainResult:
     return result
 
 
-def log_pictures(data: Examples, test: np.ndarray, model: ChurnModel, scores: dict, y, p) -> None:
+def calibrated(scorer: Scorer, margin: np.ndarray) -> np.ndarray:
+    """``scorer.proba`` from an already computed margin (a prediction of 750k rows costs seconds)."""
+    if scorer.calibrator is None:
+        return 1.0 / (1.0 + np.exp(-margin))
+    return np.clip(scorer.calibrator.predict(margin), 0.0, 1.0)
+
+
+def log_pictures(data: Examples, test: np.ndarray, model: ChurnModel, scores: dict, y, p, margin) -> None:
     """ROC, PR, calibration, gains/lift, importance and SHAP summary as run artifacts."""
     import mlflow
 
-    probabilities = {"model (calibrated)": p, "model (uncalibrated)": 1 / (1 + np.exp(-model.backtest.margin(data.X[test])))}
+    probabilities = {"model (calibrated)": p, "model (uncalibrated)": 1 / (1 + np.exp(-margin))}
     probabilities.update({k: v for k, v in scores.items() if k in ("rfm_logistic", "bgnbd")})
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(np.flatnonzero(test), min(SHAP_SAMPLE, int(test.sum())), replace=False))
@@ -695,12 +812,13 @@ def log_pictures(data: Examples, test: np.ndarray, model: ChurnModel, scores: di
         plots.close(fig)
 
 
-def promote_if_better(settings: Settings, version: str, test_frame: pd.DataFrame, y_test: np.ndarray,
+def promote_if_better(settings: Settings, version: str, test_frame, y_test: np.ndarray,
                       metrics: dict[str, float], test_cutoff: dt.date) -> tuple[bool, str]:
     """Move ``champion`` to ``version`` when, on the same test cutoff, AUC gains enough and
     calibration holds; tag the decision either way.
 
-    Both versions are judged by their backtest scorers (fitted only on labels observable at their
+    ``test_frame``: the test cutoff's rows, or a function returning them (read only when a champion
+    is re-scored). Both versions are judged by their backtest scorers (fitted only on labels observable at their
     own test cutoff), re-scored here on this run's test customers, so a champion whose production
     booster has seen these labels gets no unfair advantage.
     """
@@ -729,7 +847,7 @@ def promote_if_better(settings: Settings, version: str, test_frame: pd.DataFrame
     return promoted, decision
 
 
-def champion_on_test_cutoff(settings: Settings, version: str, test_frame: pd.DataFrame, y_test: np.ndarray,
+def champion_on_test_cutoff(settings: Settings, version: str, test_frame, y_test: np.ndarray,
                             test_cutoff: dt.date) -> tuple[dict | None, str]:
     """The champion's AUC and ECE on this test cutoff's customers, and how they were obtained."""
     from ml.metrics import expected_calibration_error
@@ -746,7 +864,7 @@ def champion_on_test_cutoff(settings: Settings, version: str, test_frame: pd.Dat
             return {"auc": logged["auc"], "ece": logged["ece"]}, f"logged metrics (model not loadable: {exc})"
         return None, f"champion not loadable and not comparable: {exc}"
     proba = champion.backtest_proba if hasattr(champion, "backtest_proba") else champion.predict_proba
-    p = proba(test_frame)
+    p = proba(test_frame() if callable(test_frame) else test_frame)
     return {"auc": auc(y_test, p), "ece": expected_calibration_error(y_test, p)}, "rescored backtest scorer"
 
 

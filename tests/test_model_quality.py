@@ -142,3 +142,22 @@ def test_value_forecast_beats_the_naive_guess(trained):
     assert run["value_spearman"] > run["value_naive_spearman"] + 0.1
     assert run["value_mae"] < run["value_naive_mae"]
     assert abs(run["value_total_relative_error"]) < 0.15
+
+
+def test_a_sampled_read_holds_the_rows_of_sampling_after_reading_everything(trained):
+    """On large data only the fit sample's customers and the evaluated cutoffs leave DuckDB: the
+    same rows, in the same order, as reading every row and sampling whole customers afterwards."""
+    from ml.train import customer_sample, origin_cutoffs, plan_split, read_examples
+
+    settings = trained[0]
+    full, part = read_examples(settings), read_examples(settings.replace(train_max_rows=20_000))
+    assert full.fit_rows is None and full.total_rows == part.total_rows
+    split = plan_split(part.total_rows, settings.horizon_days)
+    assert len(part.y) < len(full.y) and part.total_rows == {c: int(full.rows([c]).sum()) for c in split.full}
+    fitted = customer_sample(full, full.rows(split.full), 20_000)
+    for a, b in ((fitted, part.fit_rows), *((full.rows([c]), part.rows([c])) for c in (split.test, *origin_cutoffs(settings, split)))):
+        assert np.array_equal(full.X[a], part.X[b], equal_nan=True) and np.array_equal(full.y[a], part.y[b])
+        assert np.array_equal(full.fold[a], part.fold[b])
+        pd.testing.assert_frame_equal(full.info[a].reset_index(drop=True), part.info[b].reset_index(drop=True))
+    searched = customer_sample(part, part.rows(split.honest) & part.fit_rows, 5_000)
+    assert np.array_equal(full.X[customer_sample(full, full.rows(split.honest) & fitted, 5_000)], part.X[searched], equal_nan=True)
