@@ -123,5 +123,7 @@ def load_champion(settings: Settings):
             f"no '{CHAMPION}' version of model '{settings.registered_model_name}' in {settings.tracking_uri}; "
             "run training first (churnwatch train, or the pipeline with retrain=true)"
         )
-    loaded = mlflow.pyfunc.load_model(f"models:/{settings.registered_model_name}@{CHAMPION}")
+    # by version, not by alias: the alias may move between the two calls (a promotion, or a hand
+    # move in the UI), and the scores must carry the version that produced them
+    loaded = mlflow.pyfunc.load_model(ref.uri)
     return loaded.unwrap_python_model(), ref
