@@ -1,7 +1,28 @@
 -- depends_on: {{ ref('int_cutoffs_enumerated') }}
 {#- Browsing features per customer and cutoff: sessions, funnel steps, cart abandonment
-    over the last 90 days, and the latest session however long ago. -#}
+    over the last 90 days, and the latest session however long ago. The latest session at a
+    cutoff on or after the newest stored session day (the scoring cutoff of a daily run) is
+    the per-customer latest day of int_sessions_aggregated_to_customers; earlier cutoffs
+    (training) take it from one pass over the sessions up to the latest of them. -#}
 {%- set cutoffs = pending_cutoff_dates('customer_features') %}
+{%- set latest_relation = ref('int_sessions_aggregated_to_customers') %}
+{%- set newest = none %}
+{%- if execute and cutoffs and adapter.get_relation(database=latest_relation.database,
+        schema=latest_relation.schema, identifier=latest_relation.identifier) is not none %}
+    {%- set newest = run_query("select cast(max(last_session_date) as varchar) from "
+                               ~ latest_relation).columns[0].values()[0] %}
+{%- endif %}
+{#- cutoffs the latest-day table answers: on or after every session day it holds (ISO dates
+    compare as text) -#}
+{%- set latest_cutoffs = [] %}
+{%- set scanned_cutoffs = [] %}
+{%- for cutoff in cutoffs %}
+    {%- if newest is not none and cutoff >= newest %}
+        {%- do latest_cutoffs.append(cutoff) %}
+    {%- else %}
+        {%- do scanned_cutoffs.append(cutoff) %}
+    {%- endif %}
+{%- endfor %}
 
 with
 
@@ -34,27 +55,40 @@ windowed as (
 
 ),
 
+{%- if scanned_cutoffs %}
 last_session_by_bucket as materialized (
 
     -- the customer's latest session day between consecutive cutoffs, in one pass
     select
         customer_key,
-        {{ cutoff_bucket('session_date', cutoffs) }} as cutoff_bucket,
+        {{ cutoff_bucket('session_date', scanned_cutoffs) }} as cutoff_bucket,
         max(session_date) as last_session_date
     from {{ ref('int_events_aggregated_to_sessions') }}
-    where session_date <= date '{{ (cutoffs | last) if cutoffs else '1900-01-01' }}'
+    where session_date <= date '{{ scanned_cutoffs | last }}'
     group by 1, 2
 
 ),
+{%- endif %}
 
 last_sessions as (
 
-    {% call(cutoff, cutoff_index) union_per_cutoff(cutoffs) -%}
+    {%- if scanned_cutoffs %}
+    {% call(cutoff, cutoff_index) union_per_cutoff(scanned_cutoffs) -%}
     select customer_key, {{ cutoff }} as as_of_date, max(last_session_date) as last_session_date
     from last_session_by_bucket
     where cutoff_bucket <= {{ cutoff_index }}
     group by customer_key
     {%- endcall %}
+    {%- endif %}
+    {%- if scanned_cutoffs and latest_cutoffs %}
+    union all
+    {%- endif %}
+    {%- if latest_cutoffs or not scanned_cutoffs %}
+    {% call(cutoff, cutoff_index) union_per_cutoff(latest_cutoffs) -%}
+    select customer_key, {{ cutoff }} as as_of_date, last_session_date
+    from {{ latest_relation }}
+    {%- endcall %}
+    {%- endif %}
 
 ),
 
