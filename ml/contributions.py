@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 1 << 15
 CHECK_ROWS = 4096  # rows whose routing is checked against LightGBM's pred_leaf
-GROUP_BITS = 10  # a group of leaves is keyed on at most this many nodes (unless one path is longer)
+GROUP_BITS = 14  # a group of leaves is keyed on at most this many nodes (unless one path is longer);
+# measured on a 95-tree champion, 300k rows: 10 bits 946 groups 9.2–9.7 CPU-s, 14 bits 550 groups 6.0–7.2
 PARALLEL_ROWS = 20_000  # representative batches at least this large use LightGBM's threads
 K_ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold: smaller magnitudes are read as 0
 
