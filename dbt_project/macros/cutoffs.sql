@@ -148,3 +148,26 @@
         {%- endif %}
     {%- endif %}
 {%- endmacro %}
+
+
+{% macro cutoffs_on_or_after_newest(relation, date_column, cutoffs) -%}
+    {#-
+        Split the sorted cutoffs into [answered, scanned]: `answered` are on or after the newest
+        `date_column` of `relation`, a per-customer table folded over every stored day (the
+        scoring cutoff of a daily run), so the table alone answers a lifetime feature there;
+        `scanned` need a pass over the rows up to them. All are scanned when the table does not
+        exist yet or is empty.
+    -#}
+    {%- set answered, scanned = [], [] -%}
+    {%- set newest = none -%}
+    {%- if execute and cutoffs and adapter.get_relation(database=relation.database,
+            schema=relation.schema, identifier=relation.identifier) is not none -%}
+        {%- set newest = run_query("select cast(max(" ~ date_column ~ ") as varchar) from "
+                                   ~ relation).columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- for cutoff in cutoffs -%}
+        {#- ISO dates compare as text -#}
+        {%- do (answered if newest is not none and cutoff >= newest else scanned).append(cutoff) -%}
+    {%- endfor -%}
+    {{ return([answered, scanned]) }}
+{%- endmacro %}

@@ -1,6 +1,13 @@
 -- depends_on: {{ ref('int_cutoffs_enumerated') }}
-{#- Order features per customer and cutoff: recency, frequency, monetary, gaps, outcomes. -#}
+{#- Order features per customer and cutoff: recency, frequency, monetary, gaps, outcomes. A
+    cutoff on or after the newest order day (the scoring cutoff of a daily run) takes the
+    lifetime totals from int_orders_aggregated_to_customers and aggregates only its last 365
+    days; earlier cutoffs (training) aggregate every row up to them. -#}
 {%- set cutoffs = pending_cutoff_dates('customer_features') %}
+{%- set lifetime_relation = ref('int_orders_aggregated_to_customers') %}
+{%- set answered_cutoffs, scanned_cutoffs = cutoffs_on_or_after_newest(
+        lifetime_relation, 'last_order_date', cutoffs) %}
+{%- set window_columns = order_window_columns() %}
 
 with
 
@@ -12,39 +19,42 @@ order_days as (
 
 aggregated as (
 
-    {% call(cutoff, cutoff_index) union_per_cutoff(cutoffs) -%}
+    {%- if scanned_cutoffs %}
+    {% call(cutoff, cutoff_index) union_per_cutoff(scanned_cutoffs) -%}
     select
         customer_key,
-        any_value(customer_id) as customer_id,
         {{ cutoff }} as as_of_date,
-        min(order_date) as first_order_date,
-        max(order_date) as last_order_date,
-        {%- for days in feature_windows() %}
-        {{ window_sum('count_orders', days) }} as count_orders_{{ days }}d,
-        {{ window_sum('order_amount', days) }} as amount_{{ days }}d,
+        {%- for name, expression in window_columns %}
+        {{ expression }} as {{ name }},
         {%- endfor %}
-        {{ window_sum('count_orders', 60, start_day=30) }} as count_orders_prior_60d,
-        {{ window_sum('order_amount', 60, start_day=30) }} as amount_prior_60d,
-        sum(count_orders) as count_orders_lifetime,
-        sum(order_amount) as amount_lifetime,
-        count(*) as count_order_days_lifetime,
-        avg(days_since_previous_order_day) as mean_days_between_orders,
-        stddev_samp(days_since_previous_order_day) as stddev_days_between_orders,
-        sum(discount_amount) as discount_amount_lifetime,
-        sum(count_discounted_orders) as count_discounted_orders_lifetime,
-        sum(count_coupon_orders) as count_coupon_orders_lifetime,
-        sum(count_cancelled_orders) as count_cancelled_orders_lifetime,
-        sum(count_returned_orders) as count_returned_orders_lifetime,
-        {{ window_sum('count_cancelled_orders', 365) }} as count_cancelled_orders_365d,
-        {{ window_sum('count_returned_orders', 365) }} as count_returned_orders_365d,
-        sum(count_orders_with_items) as count_orders_with_items_lifetime,
-        sum(count_units) as count_units_lifetime,
-        sum(count_new_products) as count_distinct_products,
-        sum(count_new_categories) as count_distinct_categories,
-        {{ window_sum('count_new_products', 90) }} as count_new_products_90d
+        {{ order_lifetime_aggregates() }}
     from {{ rows_at_cutoff('order_days', 'order_date', cutoff) }}
     group by customer_key
     {%- endcall %}
+    {%- endif %}
+    {%- if scanned_cutoffs and answered_cutoffs %}
+    union all by name
+    {%- endif %}
+    {%- if answered_cutoffs or not scanned_cutoffs %}
+    {% call(cutoff, cutoff_index) union_per_cutoff(answered_cutoffs) -%}
+    select
+        lifetime.*,
+        {{ cutoff }} as as_of_date,
+        {%- for name, expression in window_columns %}
+        coalesce(windows.{{ name }}, 0) as {{ name }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ lifetime_relation }} as lifetime
+    left join (
+        select
+            customer_key,
+            {%- for name, expression in window_columns %}
+            {{ expression }} as {{ name }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        from {{ rows_at_cutoff('order_days', 'order_date', cutoff, 365) }}
+        group by customer_key
+    ) as windows on lifetime.customer_key = windows.customer_key
+    {%- endcall %}
+    {%- endif %}
 
 ),
 

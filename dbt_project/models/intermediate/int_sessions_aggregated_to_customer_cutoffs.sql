@@ -6,23 +6,8 @@
     (training) take it from one pass over the sessions up to the latest of them. -#}
 {%- set cutoffs = pending_cutoff_dates('customer_features') %}
 {%- set latest_relation = ref('int_sessions_aggregated_to_customers') %}
-{%- set newest = none %}
-{%- if execute and cutoffs and adapter.get_relation(database=latest_relation.database,
-        schema=latest_relation.schema, identifier=latest_relation.identifier) is not none %}
-    {%- set newest = run_query("select cast(max(last_session_date) as varchar) from "
-                               ~ latest_relation).columns[0].values()[0] %}
-{%- endif %}
-{#- cutoffs the latest-day table answers: on or after every session day it holds (ISO dates
-    compare as text) -#}
-{%- set latest_cutoffs = [] %}
-{%- set scanned_cutoffs = [] %}
-{%- for cutoff in cutoffs %}
-    {%- if newest is not none and cutoff >= newest %}
-        {%- do latest_cutoffs.append(cutoff) %}
-    {%- else %}
-        {%- do scanned_cutoffs.append(cutoff) %}
-    {%- endif %}
-{%- endfor %}
+{%- set latest_cutoffs, scanned_cutoffs = cutoffs_on_or_after_newest(
+        latest_relation, 'last_session_date', cutoffs) %}
 
 with
 
