@@ -43,8 +43,8 @@ def btyd_inputs(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     return {"x": x, "t_x": np.where(x > 0, t_x, 0.0), "T": T, "n_orders": n_orders, "mean_value": mean_value}
 
 
-def fit_bgnbd(frame: pd.DataFrame, max_rows: int = 200_000, seed: int = 0) -> BGNBD:
-    """BG/NBD on (a fixed random subsample of) the rows; enough rows pin four parameters down."""
+def fit_bgnbd(frame: pd.DataFrame, max_rows: int = 100_000, seed: int = 0) -> BGNBD:
+    """BG/NBD on (a fixed random subsample of) the rows; 100k rows pin four parameters down."""
     if len(frame) > max_rows:
         frame = frame.iloc[np.sort(np.random.default_rng(seed).choice(len(frame), max_rows, replace=False))]
     s = btyd_inputs(frame)

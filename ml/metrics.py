@@ -67,11 +67,16 @@ def recall_at(y_true, score, share: float) -> float:
 
 def segment_auc(y_true, score, segments) -> dict[str, float]:
     """AUC within each segment (segments with one class only are left out)."""
-    y, s = np.asarray(y_true), np.asarray(score, float)
-    names, level = np.unique(np.asarray(segments, dtype=object).astype(str), return_inverse=True)  # one pass, not one per level
+    import pandas as pd
+
+    y, s, g = np.asarray(y_true), np.asarray(score, float), np.asarray(segments, dtype=object)
+    codes, levels = pd.factorize(g)  # one hashing pass, not one comparison per level
+    if (codes < 0).any():  # missing values: name them as str() does
+        codes, levels = pd.factorize(g.astype(str))
+    names = np.array([str(v) for v in levels], dtype=object)
     out = {}
-    for i, name in enumerate(names.tolist()):
-        mask = level.ravel() == i
+    for name in sorted(set(names.tolist())):
+        mask = np.isin(codes, np.flatnonzero(names == name))
         value = auc(y[mask], s[mask])
         if value == value:
             out[name] = value

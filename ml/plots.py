@@ -2,7 +2,8 @@
 
 Each function takes plain arrays and returns a matplotlib Figure; ml/train.py logs them with
 ``mlflow.log_figure`` and closes them. Curves come from ml.metrics, so a plot and the number in
-the run's metrics always agree.
+the run's metrics always agree; on large data the curves are drawn from a stable sample of the
+customers and the legend is handed the numbers computed on all of them (``labels``).
 """
 from __future__ import annotations
 
@@ -25,27 +26,31 @@ def _figure(title: str):
     return fig, ax
 
 
-def roc(y, scores: dict[str, np.ndarray]):
-    """ROC curves of the model and the baselines on the test cutoff."""
+def roc(y, scores: dict[str, np.ndarray], labels: dict[str, float] | None = None):
+    """ROC curves of the model and the baselines on the test cutoff (``labels``: AUC per name)."""
     from sklearn.metrics import roc_curve
 
     fig, ax = _figure("ROC on the test cutoff")
     for name, s in scores.items():
         fpr, tpr, _ = roc_curve(y, s)
-        ax.plot(fpr, tpr, lw=2 if name == "model" else 1, label=f"{name} (AUC {auc(y, s):.3f})")
+        value = (labels or {}).get(name)
+        ax.plot(fpr, tpr, lw=2 if name == "model" else 1, label=f"{name} (AUC {auc(y, s) if value is None else value:.3f})")
     ax.plot([0, 1], [0, 1], ls=":", c="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate")
     ax.legend(fontsize=8, loc="lower right")
     return fig
 
 
-def precision_recall(y, scores: dict[str, np.ndarray]):
+def precision_recall(y, scores: dict[str, np.ndarray], labels: dict[str, float] | None = None):
+    """Precision-recall curves (``labels``: average precision per name)."""
     from sklearn.metrics import precision_recall_curve
 
     fig, ax = _figure("Precision-recall on the test cutoff")
     for name, s in scores.items():
         precision, recall, _ = precision_recall_curve(y, s)
-        ax.plot(recall, precision, lw=2 if name == "model" else 1, label=f"{name} (AP {pr_auc(y, s):.3f})")
+        value = (labels or {}).get(name)
+        ax.plot(recall, precision, lw=2 if name == "model" else 1,
+                label=f"{name} (AP {pr_auc(y, s) if value is None else value:.3f})")
     ax.axhline(float(np.mean(y)), ls=":", c="grey", label="churn rate")
     ax.set(xlabel="recall", ylabel="precision", ylim=(0, 1.02))
     ax.legend(fontsize=8, loc="lower left")
