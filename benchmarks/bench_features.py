@@ -203,11 +203,14 @@ def main(argv: list[str] | None = None) -> dict:
         "builds": {
             "full": ("dbt build --full-refresh of +marts.features from raw.*: every daily "
                      "intermediate table over all history (orders, order items, events->sessions), "
+                     "the per-customer lifetime order totals and latest session day, "
                      f"customer_features at the scoring cutoff and all {len(full['training_cutoffs'])} "
                      "training cutoffs, labels, training_examples, and the data tests"),
             "incremental": ("the held-back day added; dbt build (no full refresh): the new days of "
-                            "the daily tables, customer_features at the new scoring cutoff only (the "
-                            "grid training cutoffs are kept), data tests on what the run built"),
+                            "the daily tables, the per-customer tables for the customers with new days, "
+                            "customer_features at the new scoring cutoff only (lifetime totals and "
+                            "latest session from the per-customer tables, windows from the last 365 "
+                            "days; the grid training cutoffs are kept), data tests on what the run built"),
             "cutoffs_built": {"full": 1 + len(full["training_cutoffs"]), "incremental": 1},
         },
         "test_seconds": {"full": round(sum(full["test_seconds"].values()), 2),

@@ -11,7 +11,7 @@ with
 orders as (
 
     select * from {{ ref('stg_shop__orders') }}
-    where {{ incremental_since('order_date') }}
+    where {{ incremental_since('order_date', ts_column='ordered_at') }}
 
 ),
 
