@@ -48,8 +48,13 @@ def _sampling(settings, data, split, metrics: dict) -> list[str]:
         return []
     return [f"- Large data: the boosters fit a stable sample of whole customers ({fitted:,} of {total:,} full-label rows, "
             f"train_max_rows); the search and the rolling origins use {searched:,} honest rows (train_search_max_rows). "
-            f"Only those customers' rows and every row of the test cutoff and the rolling origins are read "
-            f"({int(metrics.get('rows_read', 0)):,} rows); every customer there is scored and evaluated."]
+            f"Only those customers' rows, every row of the test cutoff (every customer there is scored and evaluated) "
+            f"and a stable customer sample at each earlier rolling origin ({_origin_rows(metrics)} scored) are read "
+            f"({int(metrics.get('rows_read', 0)):,} rows)."]
+
+
+def _origin_rows(metrics: dict) -> str:
+    return ", ".join(f"{int(v):,}" for k, v in sorted(metrics.items()) if k.startswith("origin/") and k.endswith("/scored_rows")) or "–"
 
 
 def render_model_card(settings, tags: dict, split, metrics: dict, best, trials: list, data, top_features: list[str],

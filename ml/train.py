@@ -658,9 +658,9 @@ def train(settings: Settings) -> TrainResult:
 
     # prepare data
     with timer.phase("load"):
-        # on very large data the boosters fit a stable sample of whole customers and only its rows
-        # and the whole cutoffs' are read (every customer of the test cutoff and of the rolling
-        # origins is still scored and evaluated); below train_max_rows, every row
+        # on very large data the boosters fit a stable sample of whole customers and only its rows,
+        # the test cutoff's (every customer there is scored and evaluated) and a stable customer
+        # sample at each earlier rolling origin are read; below train_max_rows, every row
         data = read_examples(settings)
         split = plan_split(data.total_rows, settings.horizon_days)
         fitted = data.fitted()
