@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "decide":
             p.add_argument("--campaign-budget", type=float, default=None)
             p.add_argument("--control-share", type=float, default=None)
+        if name == "features":
+            p.add_argument("--full-refresh", action="store_true",
+                           help="rebuild every feature table from raw (after feature SQL changed, or history was rewritten)")
     return parser
 
 
@@ -134,7 +137,7 @@ def dispatch(args) -> object:
     if args.command == "features":
         from ml.transform import build_features
 
-        return build_features(settings)
+        return build_features(settings, full_refresh=args.full_refresh)
     if args.command == "validate":
         from ml.gates import gate_features
 
