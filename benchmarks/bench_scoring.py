@@ -91,15 +91,11 @@ def _simulate_previous_scoring(settings, days: int = 30) -> None:
 def _forget_similarities(settings) -> None:
     """Drop the as-of date's product similarities, so that the timed run builds them, as the first
     campaign of a date does (they are kept per date and reused by its later campaigns)."""
-    import duckdb
+    from ml.warehouse import connect, table_exists
 
-    con = duckdb.connect(str(settings.db_path))
-    try:
-        if con.execute("select count(*) from information_schema.tables "
-                       "where table_schema = 'marts' and table_name = 'product_similarities'").fetchone()[0]:
+    with connect(settings) as con:
+        if table_exists(con, "marts", "product_similarities"):
             con.execute("delete from marts.product_similarities where as_of_date = ?", [settings.as_of])
-    finally:
-        con.close()
 
 
 def _dbt_model_seconds(settings) -> dict:

@@ -138,10 +138,14 @@ class Scorer:
         return self.booster.predict(X, num_iteration=self.num_iteration, raw_score=True)
 
     def proba(self, X: np.ndarray) -> np.ndarray:
-        m = self.margin(X)
+        return self.proba_from_margin(self.margin(X))
+
+    def proba_from_margin(self, margin: np.ndarray) -> np.ndarray:
+        """The calibrated probability of an already computed margin (a caller that also needs the
+        margin predicts once)."""
         if self.calibrator is None:
-            return 1.0 / (1.0 + np.exp(-m))
-        return np.clip(self.calibrator.predict(m), 0.0, 1.0)
+            return 1.0 / (1.0 + np.exp(-margin))
+        return np.clip(self.calibrator.predict(margin), 0.0, 1.0)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Per-feature contributions to the margin (log-odds); the bias column is dropped."""

@@ -701,7 +701,7 @@ def train(settings: Settings) -> TrainResult:
     # evaluate on the test cutoff: model, baselines, rolling origins, segments
     with timer.phase("evaluate"):
         y_test, margin_test = data.y[test], backtest.margin(data.X[test])
-        p_test = calibrated(backtest, margin_test)  # = backtest.proba(X), the margin kept for the plots
+        p_test = backtest.proba_from_margin(margin_test)  # = backtest.proba(X), the margin kept for the plots
         metrics, scores, segments, bgnbd = evaluate(timer, settings, data, split, best, p_test,
                                                     customer_sample(data, full, settings.train_search_max_rows))
         metrics.update({"fit_rows_backtest": float(honest.sum()), "fit_rows_production": float(full.sum()),
@@ -783,13 +783,6 @@ def train(settings: Settings) -> TrainResult:
                          time.perf_counter() - started, timings, backtest_frame)
     log.info("train %s", json.dumps(result.to_dict(), default=str))
     return result
-
-
-def calibrated(scorer: Scorer, margin: np.ndarray) -> np.ndarray:
-    """``scorer.proba`` from an already computed margin (a prediction of 750k rows costs seconds)."""
-    if scorer.calibrator is None:
-        return 1.0 / (1.0 + np.exp(-margin))
-    return np.clip(scorer.calibrator.predict(margin), 0.0, 1.0)
 
 
 def log_pictures(data: Examples, test: np.ndarray, model: ChurnModel, scores: dict, y, p, margin,
