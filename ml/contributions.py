@@ -20,10 +20,20 @@ of the booster whose leaves outside the group are set to 0); and every row adds 
 share, for the features the group's nodes split on. The sum over groups and trees equals
 ``pred_contrib`` (up to floating-point summation order).
 
+Routes come from bins, not from one comparison per node: per feature, the thresholds of all its
+nodes cut the values into a few hundred bins on which every node's decision is constant, so a
+row's bin is found once (a binary search) and each tree's route code is an OR of one table
+lookup per feature the tree uses (``_Binning``). The tables are filled by the same decision
+function, evaluated on one value of each bin.
+
+The same pass also returns the raw margin, bit for bit what ``predict(raw_score=True)`` gives:
+the route code fixes the leaf, and each tree's leaf value is added in tree order in float64, as
+LightGBM sums them. Scoring needs both, so it no longer predicts separately.
+
 Before trusting the routing, the leaves it implies are compared with LightGBM's ``pred_leaf`` on
 a sample of rows; on any disagreement, or for a model this module does not reproduce (linear
 trees, averaged output, several trees per iteration), it falls back to plain ``pred_contrib``.
-Rows are processed in chunks so the comparisons stay in cache.
+Rows are processed in chunks so the lookups stay in cache.
 """
 from __future__ import annotations
 
@@ -114,14 +124,16 @@ class _Group:
         self.known = np.zeros(0, self.dtype)  # sorted codes with a slot, wide codes
         self.known_slot = np.zeros(0, np.int32)
         self.values = np.zeros((len(self.features), 0))  # (features, slots)
+        self.margin = np.zeros(0)  # per slot: the leaf value when the code ends in this group, else 0
 
-    def codes(self, directions: np.ndarray, route: np.ndarray | None) -> np.ndarray:
-        """Every row's code, from the tree's route code when it has one (≤ 64 nodes)."""
+    def codes(self, go: np.ndarray | None, route: np.ndarray | None) -> np.ndarray:
+        """Every row's code, from the tree's route code when it has one (≤ 64 nodes), else from
+        the (nodes, rows) directions ``go``."""
         dt = self.dtype
         if route is None:
-            code = np.zeros(directions.shape[1], dt)
+            code = np.zeros(go.shape[1], dt)
             for b, i in enumerate(self.nodes):
-                code |= directions[i].astype(dt) << dt(b)
+                code |= go[i].astype(dt) << dt(b)
             return code
         rt = route.dtype.type
         if self.size:
@@ -129,11 +141,12 @@ class _Group:
         else:
             code = np.zeros(len(route), dt)
         for k, a in enumerate(self.ancestors):
-            code |= directions[a].astype(dt) << dt(self.size + k)
+            code |= ((route >> rt(a)) & rt(1)).astype(dt) << dt(self.size + k)
         return code
 
-    def slots(self, code: np.ndarray, rows: np.ndarray, fetch, lock) -> np.ndarray:
-        """Table slot of every row's code; codes seen for the first time get a share from ``fetch``."""
+    def slots(self, code: np.ndarray, rows: np.ndarray, go, route, fetch, lock) -> np.ndarray:
+        """Table slot of every row's code; codes seen for the first time get a share from ``fetch``
+        and the value of the leaf they end in (0 when that leaf is outside the group)."""
         slot = self._lookup(code)
         new = slot < 0
         if new.any():
@@ -142,7 +155,11 @@ class _Group:
                 new = slot < 0
                 if new.any():
                     fresh, first = np.unique(code[new], return_index=True)
-                    self._add(fresh, fetch(self, rows[np.flatnonzero(new)[first]]))
+                    local = np.flatnonzero(new)[first]
+                    leaves = self.tree.leaves(None if go is None else go[:, local],
+                                              None if route is None else route[local], len(local))
+                    margin = np.where(np.isin(leaves, self.leaves), self.tree.leaf_values[leaves], 0.0)
+                    self._add(fresh, fetch(self, rows[local]), margin)
                     slot = self._lookup(code)
         return slot
 
@@ -154,11 +171,13 @@ class _Group:
         pos = np.minimum(np.searchsorted(self.known, code), len(self.known) - 1)
         return np.where(self.known[pos] == code, self.known_slot[pos], -1)
 
-    def _add(self, fresh: np.ndarray, contrib: np.ndarray) -> None:
-        """New codes and their representatives' contributions (rows × all features + bias)."""
+    def _add(self, fresh: np.ndarray, contrib: np.ndarray, margin: np.ndarray) -> None:
+        """New codes, their representatives' contributions (rows × all features + bias) and
+        margins."""
         start = self.values.shape[1]
         slots = np.arange(start, start + len(fresh), dtype=np.int32)
         self.values = np.concatenate([self.values, contrib[:, self.features].T], axis=1)  # before the slots
+        self.margin = np.concatenate([self.margin, margin])
         if self.slot is not None:
             self.slot[fresh] = slots
         else:
@@ -225,20 +244,39 @@ class _Tree:
         for c in (self.nodes[child].left, self.nodes[child].right):
             self._group(c, ancestors + [child], bits)
 
-    def directions(self, columns: dict[int, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """(nodes, rows) booleans: goes left; and the route code (bit i: node i) when ≤ 64 nodes."""
-        go = np.empty((len(self.nodes), n), dtype=bool)
-        wide = len(self.nodes) > 64
-        dt = self.route_dtype
-        route = None if wide else np.zeros(n, dt)
-        for i, node in enumerate(self.nodes):
-            go[i] = goes_left(node, columns[node.feature])
-            if not wide:
-                route |= np.left_shift(go[i], dt(i), dtype=dt)
-        return go, route
+    @property
+    def wide(self) -> bool:
+        """More nodes than a 64-bit route code holds: directions are kept per node instead."""
+        return len(self.nodes) > 64
 
-    def leaves(self, go: np.ndarray, n: int) -> np.ndarray:
-        """The leaf every row ends in (to check the routing against LightGBM's pred_leaf)."""
+    def tabulate(self, binning: "_Binning") -> None:
+        """Per feature the tree splits on: bin → the route bits of its nodes on that feature."""
+        dt = self.route_dtype
+        self.tables: list[tuple[int, np.ndarray]] = []
+        for f in sorted({node.feature for node in self.nodes}):
+            table = np.zeros(binning.count(f), dt)
+            for i, node in enumerate(self.nodes):
+                if node.feature == f:
+                    table |= goes_left(node, binning.values[f]).astype(dt) << dt(i)
+            self.tables.append((f, table))
+
+    def route(self, bins: dict[int, np.ndarray], columns: dict[int, np.ndarray],
+              n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(directions, route code): the route code (bit i: node i goes left) from one table
+        lookup per feature; a wide tree's (nodes, rows) directions one node at a time instead."""
+        if self.wide:
+            go = np.empty((len(self.nodes), n), dtype=bool)
+            for i, node in enumerate(self.nodes):
+                go[i] = goes_left(node, columns[node.feature])
+            return go, None
+        (f, table), *rest = self.tables
+        route = table.take(bins[f])
+        for f, table in rest:
+            route |= table.take(bins[f])
+        return None, route
+
+    def leaves(self, go: np.ndarray | None, route: np.ndarray | None, n: int) -> np.ndarray:
+        """The leaf every row ends in, from its directions or its route code."""
         node = np.zeros(n, dtype=np.int64)
         if not self.nodes:
             return node
@@ -249,9 +287,61 @@ class _Tree:
         while active.any():
             r = rows[active]
             i = node[r]
-            node[r] = np.where(go[i, r], lefts[i], rights[i])
+            left = go[i, r] if route is None else ((route[r] >> i.astype(route.dtype)) & 1).astype(bool)
+            node[r] = np.where(left, lefts[i], rights[i])
             active = node >= 0
         return ~node
+
+
+class _Binning:
+    """Per feature, bins on which every node's decision is constant, and one value of each bin.
+
+    Numerical: the distinct thresholds t₀ < … < tₘ₋₁ of all the feature's nodes (float32, see
+    ``_float32_at_most``) make bins (tₖ₋₁, tₖ], then one above all thresholds and one for NaN;
+    with a ``Zero`` missing type, 0 gets a bin of its own, (the float32 below 0, 0]. A node's
+    decision ``x <= t`` is the same for every x of a bin, so it is evaluated on tₖ (the bin's own
+    upper end). Categorical: bin = the truncated category (LightGBM's ``static_cast<int>``) below
+    the largest bitset, one bin for every other value (right at every node), one for NaN.
+    """
+
+    def __init__(self, trees: list[_Tree]):
+        nodes: dict[int, list[_Node]] = {}
+        for tree in trees:
+            for node in tree.nodes:
+                nodes.setdefault(node.feature, []).append(node)
+        self.edges: dict[int, np.ndarray] = {}  # numerical: the bins' upper ends
+        self.levels: dict[int, int] = {}  # categorical: categories with a bin of their own
+        self.values: dict[int, np.ndarray] = {}  # one float32 value per bin
+        for f, group in nodes.items():
+            if any(node.categorical for node in group):
+                if not all(node.categorical for node in group):
+                    raise _Unsupported(f"feature {f} split both as categorical and numerical")
+                levels = max(len(node.categories) for node in group)
+                self.levels[f] = levels
+                self.values[f] = np.append(np.arange(levels + 1, dtype=np.float32), np.float32(np.nan))
+            else:
+                edges = {node.threshold for node in group}
+                if any(node.missing_type == "Zero" for node in group):
+                    edges |= {np.float32(0), np.nextafter(np.float32(0), np.float32(-np.inf))}
+                edges = np.array(sorted(edges), dtype=np.float32)
+                self.edges[f] = edges
+                self.values[f] = np.append(edges, np.array([np.inf, np.nan], dtype=np.float32))
+
+    def count(self, f: int) -> int:
+        return len(self.values[f])
+
+    def of(self, f: int, x: np.ndarray) -> np.ndarray:
+        """Every value's bin (float32 values, magnitudes ≤ 1e-35 already 0)."""
+        nan = np.isnan(x)
+        if f in self.edges:
+            bins = np.searchsorted(self.edges[f], x, side="left")
+            last = len(self.edges[f]) + 1
+        else:
+            last = self.levels[f] + 1
+            bins = np.trunc(np.clip(np.where(nan, 0, x), -1, last - 1)).astype(np.intp)
+            bins[bins < 0] = last - 1
+        bins[nan] = last
+        return bins
 
 
 class _Shares:
@@ -262,7 +352,6 @@ class _Shares:
         self.X = X
         self.copy = None
         self.iterations = iterations
-        self.leaf_values = None
         self.masked: dict[int, frozenset] = {}  # tree → leaves currently kept (absent: all)
         self.calls = 0
         self.rows = 0
@@ -270,9 +359,6 @@ class _Shares:
             import lightgbm as lgb
 
             self.copy = lgb.Booster(model_str=booster.model_to_string(num_iteration=iterations))
-            self.leaf_values = {t.iteration: [booster.get_leaf_output(t.iteration, leaf)
-                                              for leaf in range(t.leaf_count)]
-                                for t in trees if len(t.groups) > 1}
 
     def __call__(self, group: _Group, rows: np.ndarray) -> np.ndarray:
         tree = group.tree
@@ -283,8 +369,7 @@ class _Shares:
                                         pred_contrib=True, num_threads=self._threads(rows))
         keep = frozenset(group.leaves)
         if self.masked.get(tree.iteration) != keep:
-            values = self.leaf_values[tree.iteration]
-            for leaf, value in enumerate(values):
+            for leaf, value in enumerate(tree.leaf_values.tolist()):
                 self.copy.set_leaf_output(tree.iteration, leaf, value if leaf in keep else 0.0)
             self.masked[tree.iteration] = keep
         return self.copy.predict(self.X[rows], start_iteration=tree.iteration, num_iteration=1,
@@ -316,63 +401,83 @@ def _unsupported(dump: dict) -> str | None:
     return None
 
 
-def _prepared(X: np.ndarray) -> np.ndarray:
-    """float32, rows contiguous, magnitudes ≤ 1e-35 read as 0 (as LightGBM's dense row parser)."""
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    tiny = (np.abs(X) <= K_ZERO_THRESHOLD) & (X != 0)
-    if tiny.any():
-        X = np.where(tiny, np.float32(0), X)
-    return X
+def _prepared(x: np.ndarray) -> np.ndarray:
+    """One feature's values as LightGBM's dense row parser reads them: float32, contiguous,
+    magnitudes ≤ 1e-35 read as 0 (a copy: the caller's matrix is left alone)."""
+    x = np.array(x, dtype=np.float32)
+    x[np.abs(x) <= K_ZERO_THRESHOLD] = 0
+    return x
 
 
-def pred_contrib(booster, X: np.ndarray, num_iteration: int | None = None, *,
-                 threads: int = 2, check_rows: int = CHECK_ROWS, chunk_rows: int = CHUNK_ROWS,
-                 group_bits: int = GROUP_BITS, stats: dict | None = None) -> np.ndarray:
+def pred_contrib(booster, X: np.ndarray, num_iteration: int | None = None, **options) -> np.ndarray:
     """Per-feature contributions to the raw margin, equal to
-    ``booster.predict(X, num_iteration=num_iteration, pred_contrib=True)[:, :-1]``.
+    ``booster.predict(X, num_iteration=num_iteration, pred_contrib=True)[:, :-1]``."""
+    return explain(booster, X, num_iteration, **options)[0]
 
-    Returns an (n, features) float64 array: the transposed view of a feature-major array."""
+
+def explain(booster, X: np.ndarray, num_iteration: int | None = None, *,
+            threads: int = 2, check_rows: int = CHECK_ROWS, chunk_rows: int = CHUNK_ROWS,
+            group_bits: int = GROUP_BITS, stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(contributions, margin): per-feature contributions to the raw margin, equal to
+    ``booster.predict(X, num_iteration=num_iteration, pred_contrib=True)[:, :-1]``, and the raw
+    margin, identical to ``booster.predict(X, num_iteration=num_iteration, raw_score=True)``.
+
+    The contributions are an (n, features) float64 array: the transposed view of a feature-major
+    array."""
     n, n_features = X.shape
     iterations = _iterations(booster, num_iteration)
 
-    def plain(why: str) -> np.ndarray:
+    def plain(why: str) -> tuple[np.ndarray, np.ndarray]:
         log.warning("contributions: plain pred_contrib (%s)", why)
         if stats is not None:
             stats["fallback"] = why
-        return booster.predict(X, num_iteration=num_iteration, pred_contrib=True)[:, :-1]
+        return (booster.predict(X, num_iteration=num_iteration, pred_contrib=True)[:, :-1],
+                booster.predict(X, num_iteration=num_iteration, raw_score=True))
 
     if n == 0:
-        return np.zeros((0, n_features))
+        return np.zeros((0, n_features)), np.zeros(0)
     dump = booster.dump_model(num_iteration=iterations)
     why = _unsupported(dump)
     if why:
         return plain(why)
-    X = _prepared(X)
+    X = np.asarray(X, dtype=np.float32)
     try:
-        trees = [_Tree(i, info["tree_structure"], group_bits) for i, info in enumerate(dump["tree_info"][:iterations])]
-        trees = [t for t in trees if t.nodes]
-        _check_routing(booster, trees, X, iterations, check_rows)
+        every = [_Tree(i, info["tree_structure"], group_bits) for i, info in enumerate(dump["tree_info"][:iterations])]
+        trees = [t for t in every if t.nodes]
+        binning = _Binning(trees)
+        for tree in every:
+            tree.leaf_values = np.array([booster.get_leaf_output(tree.iteration, leaf)
+                                         for leaf in range(tree.leaf_count)])
+            if not tree.wide:
+                tree.tabulate(binning)
+        _check_routing(booster, trees, binning, X, iterations, check_rows)
     except (RoutingMismatch, _Unsupported) as err:
         return plain(str(err))
 
     shares = _Shares(booster, iterations, trees, X)
     used = sorted({node.feature for t in trees for node in t.nodes})
-    out = np.zeros((n_features, n), dtype=np.float64)
+    out = np.zeros((n_features + 1, n), dtype=np.float64)  # the last row: the margin
     lock = threading.Lock()
 
     def chunk(start: int) -> None:
         stop = min(start + chunk_rows, n)
         block = X[start:stop]
-        columns = {f: np.ascontiguousarray(block[:, f]) for f in used}
+        columns = {f: _prepared(block[:, f]) for f in used}
+        bins = {f: binning.of(f, x) for f, x in columns.items()}
         rows = np.arange(start, stop)
         acc = out[:, start:stop]
-        for tree in trees:
-            go, route = tree.directions(columns, stop - start)
+        margin = acc[n_features]
+        for tree in every:  # in tree order, so the margin sums as LightGBM's does
+            if not tree.nodes:
+                margin += tree.leaf_values[0]
+                continue
+            go, route = tree.route(bins, columns, stop - start)
             for group in tree.groups:
-                slot = group.slots(group.codes(go, route), rows, shares, lock)
+                slot = group.slots(group.codes(go, route), rows, go, route, shares, lock)
                 values = group.values
                 for j, f in enumerate(group.features):
                     acc[f] += values[j].take(slot)
+                margin += group.margin.take(slot)  # the row's leaf in one group, 0 in the others
 
     starts = list(range(0, n, chunk_rows))
     chunk(starts[0])  # the first chunk alone: it meets most codes, the others mostly look up
@@ -382,11 +487,13 @@ def pred_contrib(booster, X: np.ndarray, num_iteration: int | None = None, *,
     if stats is not None:
         stats.update(trees=len(trees), groups=sum(len(t.groups) for t in trees),
                      lightgbm_calls=shares.calls, representatives=shares.rows)
-    return out.T
+    return out[:n_features].T, out[n_features]
 
 
-def _check_routing(booster, trees: list[_Tree], X: np.ndarray, iterations: int, check_rows: int) -> None:
-    """Leaves implied by the reproduced routing == LightGBM's pred_leaf, on a sample of rows."""
+def _check_routing(booster, trees: list[_Tree], binning: _Binning, X: np.ndarray, iterations: int,
+                   check_rows: int) -> None:
+    """Leaves implied by the reproduced routing (bins and tables, as ``explain`` routes) ==
+    LightGBM's pred_leaf, on a sample of rows."""
     n = len(X)
     if n <= check_rows:
         sample = np.arange(n)
@@ -394,10 +501,11 @@ def _check_routing(booster, trees: list[_Tree], X: np.ndarray, iterations: int, 
         sample = np.unique(np.concatenate([np.arange(256),
                                            np.random.default_rng(0).choice(n, check_rows, replace=False)]))
     block = X[sample]
-    columns = {node.feature: np.ascontiguousarray(block[:, node.feature]) for t in trees for node in t.nodes}
+    columns = {node.feature: _prepared(block[:, node.feature]) for t in trees for node in t.nodes}
+    bins = {f: binning.of(f, x) for f, x in columns.items()}
     expected = np.asarray(booster.predict(block, num_iteration=iterations, pred_leaf=True)).reshape(len(sample), -1)
     for tree in trees:
-        leaves = tree.leaves(tree.directions(columns, len(sample))[0], len(sample))
+        leaves = tree.leaves(*tree.route(bins, columns, len(sample)), len(sample))
         if not np.array_equal(leaves, expected[:, tree.iteration]):
             bad = int(np.flatnonzero(leaves != expected[:, tree.iteration])[0])
             raise RoutingMismatch(f"tree {tree.iteration} routes row {int(sample[bad])} differently")

@@ -9,6 +9,7 @@ reason.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +72,13 @@ def top_reasons(
     contributions: pd.DataFrame,
     k: int = 3,
     catalog: dict | None = None,
-    sides: pd.DataFrame | None = None,
+    sides: Mapping[str, np.ndarray] | pd.DataFrame | None = None,
 ) -> list[np.ndarray]:
     """For each row, the ``k`` features with the largest positive contribution, as text (or None).
 
-    ``catalog`` maps a feature to one text or to (if high, if low[, if missing]); ``sides`` (same
-    columns as ``contributions``: 1 high, 0 low, -1 missing) picks the wording per row.
+    ``catalog`` maps a feature to one text or to (if high, if low[, if missing]); ``sides`` (per
+    column of ``contributions``: 1 high, 0 low, -1 missing; a frame, or a mapping such as
+    ``ValueSides`` that computes a column when read) picks the wording per row.
     """
     catalog = catalog or {}
     columns = list(contributions.columns)
@@ -103,7 +105,7 @@ def top_reasons(
                 side = np.empty(len(positive), np.int8)
                 for f in np.unique(feature):  # read only the picked features' sides
                     at = feature == f
-                    side[at] = sides[columns[f]].to_numpy()[positive[at]]
+                    side[at] = np.asarray(sides[columns[f]])[positive[at]]
             col[positive] = texts[side + 1, feature]
         out.append(col)
     return out

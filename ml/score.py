@@ -118,10 +118,8 @@ def score(settings: Settings, scored_at: dt.datetime | None = None) -> dict:
         raise RuntimeError(f"no customers to score at {settings.as_of}: marts.customer_features has no rows for it")
 
     frame = as_frame(population)
-    X = model.spec.matrix(population)  # once, for the probability and the reasons
-    prob = model.production.proba(X)
-    reasons = top_reasons(model.contributions(frame, matrix=X), k=3, catalog=reason_catalog(settings),
-                          sides=model.value_side(population))
+    prob, contributions = model.explain(frame, matrix=model.spec.matrix(population))
+    reasons = top_reasons(contributions, k=3, catalog=reason_catalog(settings), sides=model.value_side(population))
     value = predicted_value(frame, model)
     scored_at = scored_at or dt.datetime.combine(settings.as_of + dt.timedelta(days=1), dt.time())
     scores = scores_table(settings, population, prob, value, reasons, ref, scored_at)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ml import contributions
-from ml.contributions import pred_contrib
+from ml.contributions import explain, pred_contrib
 
 
 def _data(n: int = 3000, seed: int = 0):
@@ -43,6 +43,7 @@ def _train(X, y, **params) -> lgb.Booster:
     {"zero_as_missing": True},  # missing type Zero
     {"use_missing": False},  # missing type None everywhere (NaN reads as 0)
     {"num_leaves": 7},  # small trees: the whole tree is one group
+    {"num_leaves": 90, "min_data_in_leaf": 5},  # wide trees (> 64 nodes): directions per node
 ])
 def test_equals_lightgbm_pred_contrib(params):
     X, y = _data()
@@ -63,6 +64,29 @@ def test_equals_lightgbm_pred_contrib(params):
     assert stats["representatives"] <= len(np.unique(X_new, axis=0)) * stats["groups"]
     if params.get("num_leaves") == 7:  # 6 internal nodes: at most 64 codes per tree
         assert stats["groups"] == stats["trees"] and stats["representatives"] <= 64 * stats["trees"]
+
+
+@pytest.mark.parametrize("params", [{}, {"zero_as_missing": True}, {"num_leaves": 7}, {"num_leaves": 90, "min_data_in_leaf": 5}])
+def test_margin_is_lightgbms_raw_score_bit_for_bit(params):
+    """explain's margin sums the leaves in LightGBM's order: the very same float64, not a close one."""
+    X, y = _data()
+    booster = _train(X, y, **params)
+    X_new, _ = _data(2000, seed=2)
+    X_new[:40, 3] = 15.0
+    X_new[40:60, 1] = 1e-40
+    for k in (None, 3):
+        contrib, margin = explain(booster, X_new, num_iteration=k, group_bits=6, chunk_rows=512)
+        np.testing.assert_array_equal(margin, booster.predict(X_new, num_iteration=k, raw_score=True))
+        np.testing.assert_allclose(contrib, booster.predict(X_new, num_iteration=k, pred_contrib=True)[:, :-1],
+                                   rtol=1e-9, atol=1e-12)
+
+
+def test_a_tree_without_splits_still_counts_in_the_margin():
+    X, y = _data()
+    booster = _train(X, y, min_data_in_leaf=2000)  # too few rows to split: one-leaf trees
+    contrib, margin = explain(booster, X[:300])
+    np.testing.assert_array_equal(margin, booster.predict(X[:300], raw_score=True))
+    np.testing.assert_allclose(contrib, booster.predict(X[:300], pred_contrib=True)[:, :-1], rtol=1e-9, atol=1e-12)
 
 
 def test_repeated_rows_reuse_their_codes():
@@ -112,3 +136,6 @@ def test_reasons_of_the_churn_model_use_it(tmp_path):
     assert list(got.columns) == names
     np.testing.assert_allclose(got.to_numpy(), booster.predict(X[:400], num_iteration=7, pred_contrib=True)[:, :-1],
                                rtol=1e-9, atol=1e-12)
+    proba, explained = model.explain(frame)
+    np.testing.assert_array_equal(proba, model.predict_proba(frame))  # scoring's probability, unchanged
+    np.testing.assert_array_equal(explained.to_numpy(), got.to_numpy())
