@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -107,13 +108,17 @@ def write_scores(settings: Settings, scores) -> None:
 def score(settings: Settings, scored_at: dt.datetime | None = None) -> dict:
     """Score the population at ``settings.as_of`` with the champion and store the rows."""
     started = time.perf_counter()
-    model, ref = registry.load_champion(settings)
+    # the champion loads (MLflow, unpickling, LightGBM's imports: seconds, mostly holding the
+    # GIL) while DuckDB reads the population (which releases it)
+    with ThreadPoolExecutor(1) as pool:
+        champion = pool.submit(registry.load_champion, settings)
+        population = load_population(settings)
+        model, ref = champion.result()
     if model.horizon_days != settings.horizon_days:
         raise RuntimeError(
             f"champion v{ref.version} was trained for a {model.horizon_days}-day horizon, "
             f"this run asks for {settings.horizon_days}; retrain with this horizon first"
         )
-    population = load_population(settings)
     if population.num_rows == 0:
         raise RuntimeError(f"no customers to score at {settings.as_of}: marts.customer_features has no rows for it")
 
