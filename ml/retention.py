@@ -108,15 +108,26 @@ class PriorEffects:
         return np.where(eligibility(customers, offers), prior, np.nan)
 
 
-def has_service_issue(reasons: list[np.ndarray]) -> np.ndarray:
-    """True where any of the customer's reasons names a service problem."""
+def has_service_issue(reasons: list) -> np.ndarray:
+    """True where any of the customer's reasons names a service problem.
+
+    Each column (a numpy array, pandas Series or Arrow array of texts) holds a few dozen distinct
+    texts, so the regexes run on Arrow's dictionary of them, not on every customer's text.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     hit = np.zeros(len(reasons[0]) if reasons else 0, bool)
     for col in reasons:
-        codes, texts = pd.factorize(pd.Series(col, dtype="string"))  # a few dozen distinct texts
-        text = pd.Series(texts, dtype="string").str.lower().str.strip()
+        texts = pa.array(col, type=pa.string(), from_pandas=True)
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
+        encoded = pc.dictionary_encode(texts)
+        text = pd.Series(encoded.dictionary.to_pylist(), dtype="string").str.lower().str.strip()
         problem = (text.str.contains(SERVICE_PROBLEM, regex=True)
                    & ~text.str.contains(NOT_A_PROBLEM, regex=True)).fillna(False).to_numpy(bool)
-        hit |= np.append(problem, False)[codes]  # code -1 (no reason) → False
+        codes = encoded.indices.fill_null(len(problem)).to_numpy()  # no reason → the False appended
+        hit |= np.append(problem, False)[codes]
     return hit
 
 
@@ -143,27 +154,53 @@ def choose_offers(net: np.ndarray, unit_cost: np.ndarray, budget: float, billabl
     cost = np.asarray(unit_cost, float)
     billable = np.asarray(billable, bool)
 
+    # offers as rows (one contiguous array per offer): the bisection compares offer by offer,
+    # keeping the first best on ties as argmax does; with NaNs, argmax's NaN rule is kept instead
+    by_offer = np.ascontiguousarray(np.asarray(net, float).T)
+    has_nan = bool(np.isnan(by_offer).any())
+
+    def best_offers(lam: float, rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(best adjusted value, its label) per customer; labels[j] stands for offer j."""
+        best_value = rows[0] - lam * cost[0]
+        best = np.full(rows.shape[1], labels[0])
+        value, better = np.empty_like(best_value), np.empty(rows.shape[1], bool)
+        for j in range(1, k):
+            np.subtract(rows[j], lam * cost[j], out=value)
+            np.greater(value, best_value, out=better)
+            np.copyto(best_value, value, where=better)
+            np.copyto(best, labels[j], where=better)
+        return best_value, best
+
     def solve(lam: float) -> np.ndarray:
         if k == 0:
             return np.full(n, -1)
-        adjusted = net - lam * cost[None, :]
-        best = np.argmax(adjusted, axis=1)
-        return np.where(adjusted[np.arange(n), best] > 0, best, -1)
+        if has_nan:
+            adjusted = net - lam * cost[None, :]
+            best = np.argmax(adjusted, axis=1)
+            return np.where(adjusted[np.arange(n), best] > 0, best, -1)
+        best_value, best = best_offers(lam, by_offer, np.arange(k))
+        return np.where(best_value > 0, best, -1)
 
-    def spend(choice: np.ndarray) -> float:
-        picked = (choice >= 0) & billable
-        return float(cost[choice[picked]].sum())
+    # only the billable customers spend, so the bisection solves for them alone and tracks the
+    # chosen offer's cost directly: the same costs in the same order as cost[choice], the same sum
+    billed = by_offer[:, billable] if not billable.all() else by_offer
 
-    choice = solve(0.0)
-    if spend(choice) <= budget:
-        return choice, 0.0
+    def spend(lam: float) -> float:
+        if k == 0 or has_nan:
+            choice = solve(lam)[billable]
+            return float(cost[choice[choice >= 0]].sum())
+        best_value, best_cost = best_offers(lam, billed, cost)
+        return float(best_cost[best_value > 0].sum())
+
+    if spend(0.0) <= budget:
+        return solve(0.0), 0.0
     finite = np.isfinite(net)
     lo, hi = 0.0, float(np.max(np.where(finite, net, 0.0) / cost[None, :])) + 1.0  # at hi nobody is chosen
     for _ in range(iterations):
         if hi - lo <= tolerance * hi:
             break
         mid = (lo + hi) / 2
-        if spend(solve(mid)) <= budget:
+        if spend(mid) <= budget:
             hi = mid
         else:
             lo = mid
@@ -174,9 +211,15 @@ def control_flags(customer_ids: np.ndarray, campaign_id: str, share: float) -> n
     """Stable hash of (campaign_id, customer_id) → uniform in [0, 1) → below ``share``: control."""
     if not 0.0 <= share < 1.0:
         raise ValueError(f"control_share must be in [0, 1), got {share}")
-    prefix = campaign_id.encode() + b"\x1f"
-    blake2b = hashlib.blake2b
-    digests = b"".join([blake2b(prefix + c.encode(), digest_size=8).digest() for c in map(str, customer_ids)])
+    # the prefix is hashed once; each customer continues from a copy of that state (the same
+    # digest as hashing prefix + id, without re-hashing the prefix a million times)
+    seeded = hashlib.blake2b(campaign_id.encode() + b"\x1f", digest_size=8)
+    digests = []
+    for customer_id in map(str, customer_ids):
+        h = seeded.copy()
+        h.update(customer_id.encode())
+        digests.append(h.digest())
+    digests = b"".join(digests)
     u = np.frombuffer(digests, dtype=">u8").astype(np.float64) / 2.0**64
     return u < share
 
@@ -225,8 +268,7 @@ def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
     customers = customers.join(segment_customers(
         customers, risk_high=settings.risk_tier_high, risk_medium=settings.risk_tier_medium,
         value_high_share=settings.value_tier_high_share, value_medium_share=settings.value_tier_medium_share))
-    customers["has_service_issue"] = has_service_issue(
-        [customers[c].to_numpy(object) for c in ("reason_1", "reason_2", "reason_3")])
+    customers["has_service_issue"] = has_service_issue([customers[c] for c in ("reason_1", "reason_2", "reason_3")])
 
     # expected net value per (customer, offer), then the budgeted choice
     offers = load_offer_catalog(settings)

@@ -99,6 +99,63 @@ def test_unlimited_budget_picks_each_customers_best_offer():
     assert (choice == best).all()
 
 
+def _choose_offers_by_argmax(net, cost, budget, billable, iterations=60, tolerance=1e-7):
+    """The policy as first written (argmax over all offers at every bisection step): the
+    reference the faster offer-by-offer bisection must reproduce exactly."""
+    n, k = net.shape
+
+    def solve(lam):
+        if k == 0:
+            return np.full(n, -1)
+        adjusted = net - lam * cost[None, :]
+        best = np.argmax(adjusted, axis=1)
+        return np.where(adjusted[np.arange(n), best] > 0, best, -1)
+
+    def spend(choice):
+        picked = (choice >= 0) & billable
+        return float(cost[choice[picked]].sum())
+
+    choice = solve(0.0)
+    if spend(choice) <= budget:
+        return choice, 0.0
+    lo, hi = 0.0, float(np.max(np.where(np.isfinite(net), net, 0.0) / cost[None, :])) + 1.0
+    for _ in range(iterations):
+        if hi - lo <= tolerance * hi:
+            break
+        mid = (lo + hi) / 2
+        if spend(solve(mid)) <= budget:
+            hi = mid
+        else:
+            lo = mid
+    return solve(hi), hi
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_policy_choices_equal_the_argmax_reference(seed):
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(1, 300)), int(rng.integers(0, 6))
+    net = np.round(rng.normal(1.0, 3.0, (n, k)), int(rng.integers(0, 3)))  # rounding makes ties
+    net[rng.random((n, k)) < 0.3] = -np.inf
+    if seed % 4 == 0 and n * k:
+        net[rng.integers(0, n), rng.integers(0, k)] = np.nan
+    cost = np.round(rng.uniform(0.5, 5.0, k), 1)
+    if k > 2:
+        cost[1] = cost[0]  # equal costs: ties between offers at every price
+    billable = rng.random(n) < 0.9
+    for budget in (0.0, 1.0, 10.0, 100.0, 1e9):
+        choice, lam = retention.choose_offers(net, cost, budget, billable)
+        expected, expected_lam = _choose_offers_by_argmax(net, cost, budget, billable)
+        assert (choice == expected).all() and lam == expected_lam
+
+
+def test_control_flags_equal_the_documented_hash_for_every_customer():
+    # the hash defines existing control groups: any faster implementation must give the same bits
+    ids = np.array([f"{i:07d}" for i in range(5_000)] + ["", "ünïcödé-42", "0", "a" * 300], dtype=object)
+    expected = np.array([int.from_bytes(hashlib.blake2b(b"CW-20251231-H90\x1f" + c.encode(), digest_size=8).digest(),
+                                        "big") / 2**64 < 0.10 for c in ids])
+    assert (retention.control_flags(ids, "CW-20251231-H90", 0.10) == expected).all()
+
+
 def test_control_group_is_a_stable_hash_of_customer_and_campaign():
     ids = np.array([f"{i:06d}" for i in range(20_000)])
     a = retention.control_flags(ids, "CW-20251231-H90", 0.10)
@@ -139,6 +196,11 @@ def test_service_reasons_are_recognised():
         np.array([None, None, "amount_365d"], dtype=object),
     ])
     assert list(flags) == [True, True, False]
+    as_series = retention.has_service_issue([pd.Series(["count_tickets_unresolved", None, "days_since_last_order"],
+                                                       dtype="string"),
+                                             pd.Series([None, "Low average review rating", None], dtype="string"),
+                                             pd.Series([None, None, "amount_365d"], dtype="string")])
+    assert list(as_series) == [True, True, False]
 
 
 @pytest.mark.parametrize("reason, is_problem", [
