@@ -46,20 +46,22 @@ measurable_campaigns as (
 
 outcomes as (
 
+    {#- retained: any order within the horizon after contact (an exists test, not a join and
+        group-by over every order of every contacted customer) -#}
     select
         contacted_customers.campaign_id,
         contacted_customers.customer_id,
         coalesce(contacted_customers.offer_code, 'NONE') as offer_code,
         case when contacted_customers.is_control then 'control' else 'treated' end as contact_group,
-        count(orders.customer_id) > 0 as is_retained
+        exists (
+            select 1 from orders
+            where orders.customer_id = contacted_customers.customer_id
+              and orders.order_date > contacted_customers.contact_date
+              and orders.order_date <= contacted_customers.contact_date + interval {{ horizon }} day
+        ) as is_retained
 
     from contacted_customers
     inner join measurable_campaigns on contacted_customers.campaign_id = measurable_campaigns.campaign_id
-    left join orders
-        on orders.customer_id = contacted_customers.customer_id
-        and orders.order_date > contacted_customers.contact_date
-        and orders.order_date <= contacted_customers.contact_date + interval {{ horizon }} day
-    group by 1, 2, 3, 4
 
 ),
 

@@ -4,7 +4,8 @@
     customer's 30 most recently bought products count, which bounds the pairs per customer. Top 20
     neighbours per product. Shop-wide, so built once per as-of date and kept (one slice per
     as_of_date): every campaign and horizon of that date reuses it; a full refresh rebuilds all.
-    Pairs are counted on integer keys (products are few, customers many). -#}
+    Everything after reading the orders works on integer product keys (products are few, customers
+    many), and the top 20 come from a bounded heap per product rather than a window over all pairs. -#}
 {%- set as_of = "date '" ~ var('as_of_date') ~ "'" if var('as_of_date')
     else "(select max(order_date) from " ~ ref('stg_shop__orders') ~ ")" %}
 {%- set pack = 1000000000 %}{#- product keys (1..products) pack into one BIGINT pair: up to 1e9 products -#}
@@ -37,34 +38,36 @@ order_items as (
 
 ),
 
+product_keys as (
+
+    {#- an integer key per product, in product_id order: comparing keys compares ids -#}
+    select product_id, row_number() over (order by product_id) as product_key
+    from (select distinct product_id from order_items)
+
+),
+
 customer_products as (
 
     select
         hash(orders.customer_id) as customer_key,
-        order_items.product_id,
+        product_keys.product_key,
         max(orders.order_date) as last_purchased_date
 
     from order_items
     inner join orders on order_items.order_id = orders.order_id
+    inner join product_keys on order_items.product_id = product_keys.product_id
     group by 1, 2
     qualify row_number() over (
-        partition by hash(orders.customer_id) order by max(orders.order_date) desc, order_items.product_id
+        partition by hash(orders.customer_id) order by max(orders.order_date) desc, product_keys.product_key
     ) <= 30
 
 ),
 
 products as (
 
-    select product_id, row_number() over (order by product_id) as product_key, count_buyers
-    from (select product_id, count(*) as count_buyers from customer_products group by 1)
-
-),
-
-keyed as (
-
-    select customer_products.customer_key, products.product_key
-    from customer_products
-    inner join products on customer_products.product_id = products.product_id
+    select product_keys.product_id, product_keys.product_key, bought.count_buyers
+    from (select product_key, count(*) as count_buyers from customer_products group by 1) as bought
+    inner join product_keys on bought.product_key = product_keys.product_key
 
 ),
 
@@ -76,8 +79,8 @@ co_purchases as (
         bought.product_key * {{ pack }} + also_bought.product_key as pair,
         count(*) as count_common_buyers
 
-    from keyed as bought
-    inner join keyed as also_bought
+    from customer_products as bought
+    inner join customer_products as also_bought
         on bought.customer_key = also_bought.customer_key
         and bought.product_key < also_bought.product_key
     group by 1
@@ -97,8 +100,8 @@ both_directions as (
 similarities as (
 
     select
-        buyers.product_id,
-        similar_buyers.product_id as similar_product_id,
+        co_purchases.product_key,
+        co_purchases.similar_product_key,
         co_purchases.count_common_buyers,
         co_purchases.count_common_buyers / sqrt(buyers.count_buyers * similar_buyers.count_buyers) as similarity
 
@@ -108,19 +111,52 @@ similarities as (
 
 ),
 
+top_neighbours as (
+
+    {#- the 20 nearest per product, best first: highest similarity, then most common buyers, then
+        the lower similar product id (a bounded heap per product instead of ranking every pair) -#}
+    select
+        product_key,
+        max_by(
+            {'similar_product_key': similar_product_key, 'count_common_buyers': count_common_buyers,
+             'similarity': similarity},
+            {'similarity': similarity, 'count_common_buyers': count_common_buyers,
+             'lower_similar_product_first': -similar_product_key},
+            20
+        ) as neighbours
+
+    from similarities
+    group by 1
+
+),
+
 ranked as (
 
     select
-        *,
-        row_number() over (
-            partition by product_id order by similarity desc, count_common_buyers desc, similar_product_id
-        ) as similarity_rank
+        product_key,
+        unnest(neighbours) as neighbour,
+        unnest(range(1, len(neighbours) + 1)) as similarity_rank
 
-    from similarities
+    from top_neighbours
+
+),
+
+final as (
+
+    select
+        {{ as_of }} as as_of_date,
+        products.product_id,
+        similar_products.product_id as similar_product_id,
+        ranked.neighbour.count_common_buyers,
+        ranked.neighbour.similarity,
+        ranked.similarity_rank
+
+    from ranked
+    inner join products on ranked.product_key = products.product_key
+    inner join products as similar_products on ranked.neighbour.similar_product_key = similar_products.product_key
 
 )
 
-select {{ as_of }} as as_of_date, * from ranked
-where similarity_rank <= 20
+select * from final
 
 {%- endif %}
