@@ -23,6 +23,7 @@ import logging
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,6 +160,15 @@ def _has_campaign(con: duckdb.DuckDBPyConnection, settings: Settings) -> bool:
     ).fetchall()[0][0]
 
 
+def _export_campaign(settings: Settings, con: duckdb.DuckDBPyConnection) -> dict:
+    """The CRM export on a cursor of its own (a DuckDB connection serves one thread at a time)."""
+    cursor = con.cursor()
+    try:
+        return export_crm(settings, cursor)
+    finally:
+        cursor.close()
+
+
 def publish(settings: Settings) -> dict:
     """Snapshot the pipeline's published tables and swap in a new analyst catalog."""
     started = time.perf_counter()
@@ -166,10 +176,14 @@ def publish(settings: Settings) -> dict:
     settings.published_dir.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(settings)
     with connect(settings, read_only=True) as con:
-        tables, rows = _write_snapshots(con, settings, publish_id, manifest)
-        # the CRM file of this run's campaign, when the policy made one (before the swap: a
-        # failed export leaves the published catalog untouched)
-        export = export_crm(settings, con) if _has_campaign(con, settings) else None
+        # the CRM file of this run's campaign, when the policy made one, is written beside the
+        # snapshots: DuckDB's Parquet writes and the export's Arrow writes and checksums each
+        # leave a core idle much of the time. Both finish before the swap, so a failed export
+        # leaves the published catalog untouched.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            export = pool.submit(_export_campaign, settings, con) if _has_campaign(con, settings) else None
+            tables, rows = _write_snapshots(con, settings, publish_id, manifest)
+            export = export.result() if export is not None else None
     # the manifest first: if the run dies before the swap, the next publish still knows these files
     manifest = {"tables": tables, "rows": rows,
                 "history": ([tables] + manifest.get("history", []))[:KEEP_MANIFESTS]}
