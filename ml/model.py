@@ -99,9 +99,11 @@ class FeatureSpec:
         return [i for i, name in enumerate(self.features) if name in self.categories]
 
     def matrix(self, data) -> np.ndarray:
-        """The booster's input: float32, one column per feature, NaN where unknown."""
+        """The booster's input: float32, one column per feature, NaN where unknown. Filled feature
+        by feature into a feature-major array, then transposed in one copy (writing a column of a
+        row-major matrix touches a cache line per value: ~2x slower at a million rows)."""
         n = len(data) if isinstance(data, pd.DataFrame) else data.num_rows
-        out = np.full((n, len(self.features)), np.nan, dtype=np.float32)
+        out = np.full((len(self.features), n), np.nan, dtype=np.float32)
         for j, name in enumerate(self.features):
             values = _column(data, name)
             if values is None:
@@ -109,12 +111,12 @@ class FeatureSpec:
             if name in self.categories:
                 text = pd.Series(values, dtype="object").where(pd.notna(values), None).astype("string")
                 codes = pd.Index(self.categories[name], dtype="string").get_indexer(text)  # -1: unknown or missing
-                out[:, j] = np.where(codes >= 0, codes, np.nan)
+                out[j] = np.where(codes >= 0, codes, np.nan)
             elif values.dtype.kind in "fiub":  # numbers (missing already NaN): a plain cast
-                out[:, j] = values
+                out[j] = values
             else:
-                out[:, j] = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float32, na_value=np.nan)
-        return out
+                out[j] = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(np.float32, na_value=np.nan)
+        return np.ascontiguousarray(out.T)
 
     def value_side(self, data) -> "ValueSides":
         """Per feature: 1 above the training median, 0 at or below, -1 missing (a reason's wording)."""
