@@ -48,8 +48,10 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 1 << 15
 CHECK_ROWS = 4096  # rows whose routing is checked against LightGBM's pred_leaf
-GROUP_BITS = 14  # a group of leaves is keyed on at most this many nodes (unless one path is longer);
-# measured on a 95-tree champion, 300k rows: 10 bits 946 groups 9.2–9.7 CPU-s, 14 bits 550 groups 6.0–7.2
+GROUP_BITS = 16  # a group of leaves is keyed on at most this many nodes (unless one path is longer);
+# measured on a 95-tree champion, 300k rows: 10 bits 946 groups 9.2–9.7 CPU-s, 14 bits 550 groups 6.0–7.2;
+# 950k rows (binned routes): 14 bits 550 groups 9.8–10.5 s wall, 16 bits 470 groups 9.4–10.4 (medians 10.4 / 9.4);
+# 18 bits 421 groups but 2.3x the representatives: slower
 PARALLEL_ROWS = 20_000  # representative batches at least this large use LightGBM's threads
 K_ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold: smaller magnitudes are read as 0
 
