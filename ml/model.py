@@ -138,7 +138,8 @@ class ValueSides(Mapping):
             values = _column(self.data, name)
             n = len(self.data) if isinstance(self.data, pd.DataFrame) else self.data.num_rows
             if name in self.spec.medians and values is not None:
-                v = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float)
+                v = (values.astype(float, copy=False) if values.dtype.kind in "fiub"
+                     else pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(float))
                 side = np.where(np.isnan(v), -1, (v > self.spec.medians[name]).astype(np.int8)).astype(np.int8)
             else:
                 side = np.zeros(n, dtype=np.int8)
