@@ -126,7 +126,7 @@ class FeatureSpec:
 class ValueSides(Mapping):
     """Each feature's value side (1 above the training median, 0 at or below, -1 missing), computed
     when first read: reasons word only the few features they pick, so only those columns are
-    compared (all 70 of a million customers cost ~1 s)."""
+    compared (all 70 of 950k customers: 0.5 s)."""
 
     def __init__(self, spec: FeatureSpec, data):
         self.spec, self.data, self.computed = spec, data, {}

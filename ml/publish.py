@@ -160,9 +160,9 @@ def _has_campaign(con: duckdb.DuckDBPyConnection, settings: Settings) -> bool:
     ).fetchall()[0][0]
 
 
-def _export_campaign(settings: Settings, con: duckdb.DuckDBPyConnection) -> dict:
-    """The CRM export on a cursor of its own (a DuckDB connection serves one thread at a time)."""
-    cursor = con.cursor()
+def _export_campaign(settings: Settings, cursor: duckdb.DuckDBPyConnection) -> dict:
+    """The CRM export on a cursor of its own (a DuckDB connection serves one thread at a time;
+    the cursor is opened by the connection's thread and closed here)."""
     try:
         return export_crm(settings, cursor)
     finally:
@@ -181,9 +181,9 @@ def publish(settings: Settings) -> dict:
         # leave a core idle much of the time. Both finish before the swap, so a failed export
         # leaves the published catalog untouched.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            export = pool.submit(_export_campaign, settings, con) if _has_campaign(con, settings) else None
+            pending = pool.submit(_export_campaign, settings, con.cursor()) if _has_campaign(con, settings) else None
             tables, rows = _write_snapshots(con, settings, publish_id, manifest)
-            export = export.result() if export is not None else None
+            export = pending.result() if pending is not None else None
     # the manifest first: if the run dies before the swap, the next publish still knows these files
     manifest = {"tables": tables, "rows": rows,
                 "history": ([tables] + manifest.get("history", []))[:KEEP_MANIFESTS]}
