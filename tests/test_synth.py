@@ -244,3 +244,30 @@ def test_campaigns_realised_effect_has_the_sign_of_the_truth(shop):
     true_lift = np.average(done["true_average_effect"], weights=done["contacted"])
     assert true_lift > 0.02  # most customers respond
     assert np.sign(realised_lift) == np.sign(true_lift)
+
+
+# ---- the hidden side, replayed ---------------------------------------------------------------------
+
+
+def test_latent_replay_is_the_shop_that_was_written(shop):
+    """latent_states replays the generate call: its truth equals the written truth exactly, and
+    its active customers at an earlier cutoff are exactly those with an order in the files."""
+    from ml.synth.latent import TRAITS, latent_states
+
+    out, _ = shop
+    earlier = AS_OF - dt.timedelta(days=60)
+    latent = latent_states(6000, 11, END, [earlier, AS_OF], truth_as_of=AS_OF, horizon_days=HORIZON)
+
+    truth = pq.read_table(out / "_truth" / "churn_truth.parquet").to_pandas()
+    at_truth = latent[(latent["as_of_date"] == pd.Timestamp(AS_OF)) & latent["is_active"]]
+    merged = truth.merge(at_truth, on="customer_id", how="outer", validate="1:1", indicator=True)
+    assert (merged["_merge"] == "both").all()
+    np.testing.assert_array_equal(merged["true_churn_probability_x"], merged["true_churn_probability_y"])
+
+    at_earlier = latent[latent["as_of_date"] == pd.Timestamp(earlier)]
+    buyers = {r[0] for r in sql(f"SELECT DISTINCT customer_id FROM '{out}/orders.parquet' "
+                                f"WHERE order_ts < DATE '{earlier + dt.timedelta(days=1)}'")}
+    assert set(at_earlier.loc[at_earlier["is_active"], "customer_id"]) == buyers
+    dead = at_earlier["alive"] == 0
+    assert dead.any() and (at_earlier.loc[dead, "true_churn_probability"] == 1.0).all()
+    assert at_earlier[list(TRAITS)].notna().all().all()

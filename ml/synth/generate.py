@@ -50,12 +50,8 @@ def generate(out_dir: Path, customers: int, seed: int, end_date: dt.date,
     timer = _StageTimer()
 
     with timer("world"):
-        cal = Calendar.build(end_date, history_days, max(end_date, truth_as_of or end_date),
-                             horizon_days, model)
-        rng = {name: np.random.default_rng([seed, i]) for i, name in enumerate(_STREAMS)}
-        catalog = build_catalog(min(2000, max(300, customers // 5)), rng["catalog"])
-        people = build_customers(customers, cal.observed_days, catalog, model, rng["customers"])
-        ids = customer_ids(customers, rng["ids"])
+        cal, rng, catalog, people, ids = build_world(customers, seed, end_date, truth_as_of,
+                                                     horizon_days, history_days, model)
     truth_day = cal.day_of(truth_as_of) if truth_as_of else None
     with timer("simulate"):
         hist = simulate(people, cal, model, rng["simulation"],
@@ -95,6 +91,22 @@ def generate(out_dir: Path, customers: int, seed: int, end_date: dt.date,
         "rows": {s: rows[s] for s in SOURCES if s in rows},
         "seconds": round(timer.total, 3), "stage_seconds": timer.stages, "truth": truth,
     }
+
+
+def build_world(customers: int, seed: int, end_date: dt.date, truth_as_of: dt.date | None,
+                horizon_days: int, history_days: int, model: ShopModel):
+    """The calendar, random streams, catalog, customers and ids of one ``generate`` call.
+
+    Shared with :func:`.latent.latent_states`, which replays the same shop to read its hidden
+    state: both must draw exactly the same world from the same arguments.
+    """
+    cal = Calendar.build(end_date, history_days, max(end_date, truth_as_of or end_date),
+                         horizon_days, model)
+    rng = {name: np.random.default_rng([seed, i]) for i, name in enumerate(_STREAMS)}
+    catalog = build_catalog(min(2000, max(300, customers // 5)), rng["catalog"])
+    people = build_customers(customers, cal.observed_days, catalog, model, rng["customers"])
+    ids = customer_ids(customers, rng["ids"])
+    return cal, rng, catalog, people, ids
 
 
 # ---- the truth files ------------------------------------------------------------------------------
