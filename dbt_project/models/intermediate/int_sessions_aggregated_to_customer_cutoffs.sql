@@ -1,10 +1,6 @@
 -- depends_on: {{ ref('int_cutoffs_enumerated') }}
 {{ config(materialized='table') }}
-{#- A table, not ephemeral: inlined into customer_features, the two large families (orders and
-    sessions) kept their aggregation state alive while the mart's joins built theirs, and a full
-    build at 16 training cutoffs x 1M customers ran out of DuckDB's 5 GB; stored first, the join
-    fits and the whole build is faster. Holds only the cutoffs this run adds to customer_features
-    (all of them on a full refresh, the new one on a daily run). -#}
+{#- A table, not ephemeral: see int_orders_aggregated_to_customer_cutoffs (the mart's memory). -#}
 {#- Browsing features per customer and cutoff: sessions, funnel steps, cart abandonment
     over the last 90 days, and the latest session however long ago. The latest session at a
     cutoff on or after the newest stored session day (the scoring cutoff of a daily run) is
