@@ -353,7 +353,6 @@ class _Shares:
         self.booster = booster
         self.X = X
         self.copy = None
-        self.iterations = iterations
         self.masked: dict[int, frozenset] = {}  # tree → leaves currently kept (absent: all)
         self.calls = 0
         self.rows = 0

@@ -250,3 +250,24 @@ def test_cli_full_refresh_rebuilds_the_same_features(late_build, tmp_path):
     results = json.loads((warehouse / "dbt" / "target" / "run_results.json").read_text())
     assert results["args"]["full_refresh"] is True
     _assert_same_rows(_features(warehouse), _features(late_build))
+
+
+def test_gap_stddev_is_exact_and_the_same_on_every_build():
+    """``exact_stddev_samp`` (the gap stddev feature) equals DuckDB's stddev_samp to float
+    precision and, unlike it, gives the same bits however two threads split the rows."""
+    import jinja2
+
+    macros = (Path(__file__).resolve().parents[1] / "dbt_project" / "macros" / "statistics.sql")
+    stddev = jinja2.Environment().from_string(macros.read_text()).module.exact_stddev_samp("gap")
+    con = duckdb.connect()
+    con.execute("set threads = 2")
+    con.execute("""create table gaps as select i % 200000 as customer, 1 + hash(i) % 400 as gap
+                   from range(3000000) t(i)""")
+    query = f"select customer, {stddev} as exact, stddev_samp(gap) as duckdb from gaps group by 1"
+    first = con.execute(f"select * from ({query}) order by customer").fetchnumpy()
+    assert abs(first["exact"] - first["duckdb"]).max() <= 1e-12 * first["duckdb"].max()
+    for _ in range(3):
+        again = con.execute(f"select * from ({query}) order by customer").fetchnumpy()
+        assert (again["exact"] == first["exact"]).all()
+    one = con.execute(f"select {stddev} from (values (3), (NULL)) t(gap)").fetchone()[0]
+    assert one is None  # one value: no spread, as stddev_samp

@@ -11,7 +11,7 @@
         sum(order_amount) as amount_lifetime,
         count(*) as count_order_days_lifetime,
         avg(days_since_previous_order_day) as mean_days_between_orders,
-        stddev_samp(days_since_previous_order_day) as stddev_days_between_orders,
+        {{ exact_stddev_samp('days_since_previous_order_day') }} as stddev_days_between_orders,
         sum(discount_amount) as discount_amount_lifetime,
         sum(count_discounted_orders) as count_discounted_orders_lifetime,
         sum(count_coupon_orders) as count_coupon_orders_lifetime,
