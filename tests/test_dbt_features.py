@@ -252,22 +252,34 @@ def test_cli_full_refresh_rebuilds_the_same_features(late_build, tmp_path):
     _assert_same_rows(_features(warehouse), _features(late_build))
 
 
-def test_gap_stddev_is_exact_and_the_same_on_every_build():
-    """``exact_stddev_samp`` (the gap stddev feature) equals DuckDB's stddev_samp to float
-    precision and, unlike it, gives the same bits however two threads split the rows."""
+def test_float_features_are_exact_and_the_same_on_every_build():
+    """The macros of ``exact_aggregates.sql`` (money sums, the gap stddev) equal DuckDB's float
+    aggregates to float precision and, unlike them, give the same bits however two threads
+    split the rows (same inputs, same features, same published scores)."""
     import jinja2
 
-    macros = (Path(__file__).resolve().parents[1] / "dbt_project" / "macros" / "statistics.sql")
-    stddev = jinja2.Environment().from_string(macros.read_text()).module.exact_stddev_samp("gap")
+    path = Path(__file__).resolve().parents[1] / "dbt_project" / "macros" / "exact_aggregates.sql"
+    macros = jinja2.Environment().from_string(path.read_text()).module
+    exact = {"gap_stddev": macros.exact_stddev_samp("gap"),
+             "amount": f"cast(sum({macros.exact_money('amount')}) as double)"}
+    floats = {"gap_stddev": "stddev_samp(gap)", "amount": "sum(amount)"}
     con = duckdb.connect()
     con.execute("set threads = 2")
-    con.execute("""create table gaps as select i % 200000 as customer, 1 + hash(i) % 400 as gap
+    con.execute("""create table facts as
+                   select i % 200000 as customer, 1 + hash(i) % 400 as gap,
+                          round((hash(i * 7) % 100000) / 100.0 + 0.99, 2)::double as amount
                    from range(3000000) t(i)""")
-    query = f"select customer, {stddev} as exact, stddev_samp(gap) as duckdb from gaps group by 1"
-    first = con.execute(f"select * from ({query}) order by customer").fetchnumpy()
-    assert abs(first["exact"] - first["duckdb"]).max() <= 1e-12 * first["duckdb"].max()
+
+    def aggregate(expressions: dict) -> dict:
+        select = ", ".join(f"{sql} as {name}" for name, sql in expressions.items())
+        return con.execute(f"select {select} from facts group by customer order by customer").fetchnumpy()
+
+    first, reference = aggregate(exact), aggregate(floats)
+    for name in exact:
+        assert abs(first[name] - reference[name]).max() <= 1e-12 * reference[name].max(), name
     for _ in range(3):
-        again = con.execute(f"select * from ({query}) order by customer").fetchnumpy()
-        assert (again["exact"] == first["exact"]).all()
-    one = con.execute(f"select {stddev} from (values (3), (NULL)) t(gap)").fetchone()[0]
+        again = aggregate(exact)
+        for name in exact:
+            assert (again[name] == first[name]).all(), name
+    one = con.execute(f"select {exact['gap_stddev']} from (values (3), (NULL)) t(gap)").fetchone()[0]
     assert one is None  # one value: no spread, as stddev_samp

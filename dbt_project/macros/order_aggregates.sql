@@ -8,11 +8,11 @@
         min(order_date) as first_order_date,
         max(order_date) as last_order_date,
         sum(count_orders) as count_orders_lifetime,
-        sum(order_amount) as amount_lifetime,
+        cast(sum({{ exact_money('order_amount') }}) as double) as amount_lifetime,
         count(*) as count_order_days_lifetime,
         avg(days_since_previous_order_day) as mean_days_between_orders,
         {{ exact_stddev_samp('days_since_previous_order_day') }} as stddev_days_between_orders,
-        sum(discount_amount) as discount_amount_lifetime,
+        cast(sum({{ exact_money('discount_amount') }}) as double) as discount_amount_lifetime,
         sum(count_discounted_orders) as count_discounted_orders_lifetime,
         sum(count_coupon_orders) as count_coupon_orders_lifetime,
         sum(count_cancelled_orders) as count_cancelled_orders_lifetime,
@@ -30,12 +30,18 @@
     {%- set columns = [] -%}
     {%- for days in feature_windows() -%}
         {%- do columns.append(('count_orders_' ~ days ~ 'd', window_sum('count_orders', days))) -%}
-        {%- do columns.append(('amount_' ~ days ~ 'd', window_sum('order_amount', days))) -%}
+        {%- do columns.append(('amount_' ~ days ~ 'd', money_window_sum(days))) -%}
     {%- endfor -%}
     {%- do columns.append(('count_orders_prior_60d', window_sum('count_orders', 60, start_day=30))) -%}
-    {%- do columns.append(('amount_prior_60d', window_sum('order_amount', 60, start_day=30))) -%}
+    {%- do columns.append(('amount_prior_60d', money_window_sum(60, start_day=30))) -%}
     {%- do columns.append(('count_cancelled_orders_365d', window_sum('count_cancelled_orders', 365))) -%}
     {%- do columns.append(('count_returned_orders_365d', window_sum('count_returned_orders', 365))) -%}
     {%- do columns.append(('count_new_products_90d', window_sum('count_new_products', 90))) -%}
     {{ return(columns) }}
+{%- endmacro %}
+
+
+{% macro money_window_sum(days, start_day=0) -%}
+    {#- window_sum of order_amount, summed exactly (see exact_aggregates.sql) -#}
+    cast({{ window_sum(exact_money('order_amount'), days, start_day) }} as double)
 {%- endmacro %}

@@ -40,8 +40,10 @@ aggregated_orders as (
         count(*) filter (where is_returned) as count_returned_orders,
         count(*) filter (where has_coupon) as count_coupon_orders,
         count(*) filter (where has_discount) as count_discounted_orders,
-        coalesce(sum(order_amount) filter (where not is_cancelled), 0) as order_amount,
-        coalesce(sum(discount_amount) filter (where not is_cancelled), 0) as discount_amount,
+        cast(coalesce(sum({{ exact_money('order_amount') }}) filter (where not is_cancelled), 0) as double)
+            as order_amount,
+        cast(coalesce(sum({{ exact_money('discount_amount') }}) filter (where not is_cancelled), 0) as double)
+            as discount_amount,
         count(*) filter (where has_items) as count_orders_with_items,
         sum(count_units) as count_units
 

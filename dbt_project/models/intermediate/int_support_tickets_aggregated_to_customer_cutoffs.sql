@@ -23,8 +23,9 @@ aggregated as (
         {{ window_sum('1', 365) }} as count_tickets_365d,
         count(*) filter (where not coalesce(resolved_date <= {{ cutoff }}, false))
             as count_tickets_unresolved,
-        avg(date_diff('hour', opened_at, resolved_at) / 24.0)
-            filter (where resolved_date <= {{ cutoff }}) as mean_ticket_resolution_days,
+        -- the mean of whole hours (an exact integer sum), then days
+        avg(date_diff('hour', opened_at, resolved_at))
+            filter (where resolved_date <= {{ cutoff }}) / 24.0 as mean_ticket_resolution_days,
         avg(satisfaction_score) filter (where resolved_date <= {{ cutoff }}) as mean_ticket_satisfaction,
         max(opened_date) as last_ticket_date
     from {{ rows_at_cutoff('tickets', 'opened_date', cutoff) }}
