@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# dbt sums money exactly as DECIMAL(18, 4) (dbt_project/macros/exact_aggregates.sql): amounts
+# stay below 10^14, so max_amount (the row-fault bound ingest enforces) must too
+MAX_SUMMABLE_AMOUNT = 1e14
 
 
 def _env(name: str, default):
@@ -98,6 +101,9 @@ class Settings:
         return s._normalised()
 
     def _normalised(self) -> "Settings":
+        if not 0 < float(self.max_amount) < MAX_SUMMABLE_AMOUNT:
+            raise ValueError(f"max_amount must be above 0 and below {MAX_SUMMABLE_AMOUNT:.0e}"
+                             f" (dbt sums money as DECIMAL(18, 4)), got {self.max_amount}")
         as_of = self.as_of
         if isinstance(as_of, str):
             as_of = dt.date.fromisoformat(as_of[:10])

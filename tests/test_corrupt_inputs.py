@@ -465,3 +465,12 @@ def test_run_killed_while_scoring_leaves_the_publication_intact(baseline, tmp_pa
     con = duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True)
     assert con.execute("select count(*) from marts.churn_scores").fetchone()[0] > 0
     con.close()
+
+
+def test_a_max_amount_the_warehouse_cannot_sum_is_refused():
+    """dbt sums money as DECIMAL(18, 4): a row-fault bound beyond it is refused up front."""
+    from ml.settings import Settings
+
+    with pytest.raises(ValueError, match="max_amount must be above 0 and below 1e"):
+        Settings.load(max_amount=1e15)
+    assert Settings.load(max_amount=5e13).max_amount == 5e13
