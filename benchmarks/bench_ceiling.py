@@ -12,10 +12,11 @@ is information the data does not carry, on the shop, features and split of ``ben
   validation cutoff, refit on the honest cutoffs) on the warehouse features.
 - ``distilled``: the same features fitted to the true probabilities instead of 0/1 labels (no
   label noise): what these features hold at best, however much data there is.
-- ``with_traits`` / ``with_alive_and_z`` / ``with_traits_alive_and_z``: the features plus the
-  generator's hidden per-customer traits (``ml.synth.latent.TRAITS``), its alive flag and
-  engagement at each cutoff, or both; settings from the model's search, trees re-chosen by
-  early stopping.
+- ``with_traits`` / ``with_alive`` / ``with_z`` / ``with_alive_and_z`` /
+  ``with_traits_alive_and_z``: the features plus the generator's hidden per-customer traits
+  (``ml.synth.latent.TRAITS``), its alive flag or engagement at each cutoff, both, or all;
+  settings from the model's search, trees re-chosen by early stopping. Alive and engagement
+  apart say which hidden state the gap is made of.
 
 Each is reported as AUC on the test cutoff and as a ratio to ``oracle_auc``, with a paired
 bootstrap interval for the model's ratio. Calibration is monotone, so it does not change AUC.
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> dict:
     record("distilled", "warehouse features fitted to the true probabilities", *distilled())
     for name, columns, what in (
         ("with_traits", list(TRAITS), "features + hidden traits"),
+        ("with_alive", ["alive"], "features + hidden alive flag"),
+        ("with_z", ["z"], "features + hidden engagement"),
         ("with_alive_and_z", ["alive", "z"], "features + hidden alive flag and engagement"),
         ("with_traits_alive_and_z", [*TRAITS, "alive", "z"], "features + hidden traits, alive flag, engagement"),
     ):
