@@ -45,7 +45,7 @@ class Settings:
     n_training_cutoffs: int = 8  # full-label cutoffs (incl. the backtest one); see ml/train.py for the split
     # data quality
     max_bad_row_share: float = 0.05  # above it a source is a batch fault and the run stops
-    max_amount: float = 1_000_000.0  # an order amount or price above it is a row fault
+    max_amount: float = 1_000_000.0  # an order amount or price above it is a row fault (< 1e14)
     feature_drift_sd: float = 0.5  # a feature mean may move this many of last good run's SDs; 0: off
     max_feature_staleness_days: int = 14  # the freshest customer's last order, days before as-of
     quality_max_rows: int = 2_000_000  # larger raw tables are gated on a sample of this many rows
