@@ -95,9 +95,8 @@ group by 1, 2
 {%- endmacro %}
 
 
-{% macro session_aggregates(cutoff, in_window) -%}
-{# per customer, over session rows; in_window: the condition that a row is a session of the
-   90 days before the cutoff #}
+{% macro session_aggregates(cutoff) -%}
+{# per customer, over the session rows of the 90 days before the cutoff #}
 {%- for days in [7, 30, 90] %}
     count(*) filter (where session_date > {{ cutoff }} - {{ days }}) as count_sessions_{{ days }}d,
 {%- endfor %}
@@ -109,10 +108,9 @@ group by 1, 2
         as count_{{ column }}_{{ days }}d,
 {%- endfor %}
 {%- endfor %}
-    coalesce(sum(count_purchases) filter (where {{ in_window }}), 0) as count_purchase_events_90d,
-    count(*) filter (where {{ in_window }} and count_add_to_cart > 0) as count_cart_sessions_90d,
-    count(*) filter (where {{ in_window }} and count_add_to_cart > 0 and count_purchases = 0)
-        as count_abandoned_cart_sessions_90d
+    sum(count_purchases) as count_purchase_events_90d,
+    count(*) filter (where count_add_to_cart > 0) as count_cart_sessions_90d,
+    count(*) filter (where count_add_to_cart > 0 and count_purchases = 0) as count_abandoned_cart_sessions_90d
 {%- endmacro %}
 
 

@@ -108,7 +108,7 @@ create or replace table hand_session_windows as
 select
     customer_id,
     {{ cutoff }} as as_of_date,
-{{ shared.session_aggregates(cutoff, 'true') }}
+{{ shared.session_aggregates(cutoff) }}
 from hand_sessions
 where session_date <= {{ cutoff }} and session_date > {{ cutoff }} - 90
 group by 1

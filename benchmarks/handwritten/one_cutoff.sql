@@ -41,35 +41,41 @@ group by 1;
 create or replace table hand_sessions as
 with
 
-{# one pass over events: the sessions of the last 90 days at (customer, session, day)
-    grain, every older event folded into one row per customer for the latest session day #}
-events as (
+recent_sessions as (
+    {# the sessions of the 90 days before the cutoff, at (customer, session, day) grain #}
     select
         customer_id,
         coalesce(session_id, customer_id || '@' || cast(cast(event_ts as date) as varchar)) as session_id,
-        lower(trim(event_type)) as event_type,
-        cast(event_ts as date) as event_date
+        cast(event_ts as date) as session_date,
+{{ shared.event_type_counts('lower(trim(event_type))') }}
     from {{ raw }}.events
-    where event_ts < {{ cutoff }} + 1
+    where event_ts < {{ cutoff }} + 1 and event_ts >= {{ cutoff }} - 89
+    group by 1, 2, 3
 ),
 
-sessions as (
+older_events as (
+    {# before them only the latest event day counts (days_since_last_session) #}
+    select customer_id, max(cast(event_ts as date)) as last_event_date
+    from {{ raw }}.events
+    where event_ts < {{ cutoff }} - 89
+    group by 1
+),
+
+windows as (
     select
         customer_id,
-        case when event_date > {{ cutoff }} - 90 then session_id end as session_id,
-        case when event_date > {{ cutoff }} - 90 then event_date end as session_date,
-        max(event_date) as last_event_date,
-{{ shared.event_type_counts('event_type') }}
-    from events
-    group by 1, 2, 3
+        max(session_date) as last_session_date,
+{{ shared.session_aggregates(cutoff) }}
+    from recent_sessions
+    group by 1
 )
 
 select
-    customer_id,
-    {{ cutoff }} - max(last_event_date) as days_since_last_session,
-{{ shared.session_aggregates(cutoff, 'session_date is not null') }}
-from sessions
-group by 1;
+    coalesce(windows.customer_id, older_events.customer_id) as customer_id,
+    {{ cutoff }} - coalesce(windows.last_session_date, older_events.last_event_date) as days_since_last_session,
+    windows.* exclude (customer_id, last_session_date)
+from windows
+full join older_events on windows.customer_id = older_events.customer_id;
 
 -- step: reviews, tickets, campaign contacts
 create or replace table hand_reviews as {{ shared.reviews(raw, cutoff) }};
