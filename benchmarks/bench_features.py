@@ -87,23 +87,30 @@ def _prepare_in_child(*args) -> dict:
         return pool.apply(prepare, args)
 
 
+FLOOR_QUERIES = [
+    "select customer_id, count(*), sum(amount), max(order_ts) from {raw}.orders group by 1",
+    "select customer_id, count(*), count(*) filter (where event_type = 'view'), max(event_ts) "
+    "from {raw}.events group by 1",
+]
+
+
+def floor_pass(con, raw: str = "raw") -> float:
+    """One aggregate pass over orders and events, results fetched: the least any feature
+    build has to do. ``raw``: the schema of the raw tables on this connection."""
+    started = time.perf_counter()
+    for query in FLOOR_QUERIES:
+        con.execute(query.format(raw=raw)).fetchall()
+    return time.perf_counter() - started
+
+
 def scan_floor(settings) -> float:
-    """One aggregate pass over orders and events: the least any feature build has to do."""
+    """floor_pass on a fresh read-only connection to the warehouse."""
     import duckdb
 
     con = duckdb.connect(str(settings.db_path), read_only=True)
     con.execute(f"set memory_limit = '{settings.duckdb_memory_limit}'")
     con.execute(f"set threads = {settings.duckdb_threads}")
-    started = time.perf_counter()
-    con.execute("""
-        select customer_id, count(*), sum(amount), max(order_ts)
-        from raw.orders group by 1
-    """).fetchall()
-    con.execute("""
-        select customer_id, count(*), count(*) filter (where event_type = 'view'), max(event_ts)
-        from raw.events group by 1
-    """).fetchall()
-    seconds = time.perf_counter() - started
+    seconds = floor_pass(con)
     con.close()
     return seconds
 
