@@ -307,22 +307,23 @@ def test_the_floor_benchmarks_hand_written_sql_computes_the_marts_rows(late_buil
         handwritten_sql.run(con, steps)
         hand = con.execute("select * from hand_features").df()
         expected = mart if template == "all_cutoffs" else mart[mart.as_of_date == pd.Timestamp(END)]
-        compared = sorted(set(hand.columns) & set(expected.columns) - {"customer_id", "as_of_date"})
         assert set(expected.columns) <= set(hand.columns)  # every column of the mart
-        keys = ["as_of_date", "customer_id"]
-        left = expected[keys + compared].sort_values(keys).reset_index(drop=True)
-        right = hand[keys + compared].sort_values(keys).reset_index(drop=True)
+        compared = sorted(set(expected.columns) - {"customer_id", "as_of_date"})
+        left, right = _by_key(expected, compared), _by_key(hand, compared)
         text = ["region", "age_band", "acquisition_channel"]
         numeric = [column for column in compared if column not in text]
         # the mart's 0 for "source present, no rows" is the hand SQL's NULL (a missing join)
         for frame in (left, right):
             frame[numeric] = frame[numeric].astype(float).fillna(0)
             frame[text] = frame[text].astype(object).fillna("")
-        right["as_of_date"] = pd.to_datetime(right["as_of_date"])
-        left["as_of_date"] = pd.to_datetime(left["as_of_date"])
         _assert_same_rows(left, right)
         hand_labels = con.execute("select customer_id, as_of_date, is_churned from hand_spine").df()
-        _assert_same_rows(
-            labels.sort_values(keys).reset_index(drop=True).assign(as_of_date=lambda f: pd.to_datetime(f.as_of_date)),
-            hand_labels.sort_values(keys).reset_index(drop=True).assign(as_of_date=lambda f: pd.to_datetime(f.as_of_date)))
+        _assert_same_rows(_by_key(labels, ["is_churned"]), _by_key(hand_labels, ["is_churned"]))
     con.close()
+
+
+def _by_key(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The key columns and ``columns``, sorted by (as_of_date, customer_id), dates as timestamps."""
+    keys = ["as_of_date", "customer_id"]
+    out = frame[keys + columns].assign(as_of_date=pd.to_datetime(frame["as_of_date"]))
+    return out.sort_values(keys).reset_index(drop=True)

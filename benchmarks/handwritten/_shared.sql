@@ -95,6 +95,20 @@ group by 1, 2
 {%- endmacro %}
 
 
+{% macro sessions(raw, first_cutoff, last_cutoff) -%}
+{# the sessions any of the cutoffs' 90-day windows can see, at (customer, session, day) grain #}
+select
+    customer_id,
+    coalesce(session_id, customer_id || '@' || cast(cast(event_ts as date) as varchar)) as session_id,
+    cast(event_ts as date) as session_date,
+{{ event_type_counts('lower(trim(event_type))') }}
+from {{ raw }}.events
+where event_ts < {{ last_cutoff }} + 1
+  and event_ts >= {{ first_cutoff }} - 89
+group by 1, 2, 3
+{%- endmacro %}
+
+
 {% macro session_aggregates(cutoff) -%}
 {# per customer, over the session rows of the 90 days before the cutoff #}
 {%- for days in [7, 30, 90] %}

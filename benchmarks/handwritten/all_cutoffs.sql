@@ -39,15 +39,7 @@ group by 1, 2;
 
 -- step: sessions
 create or replace table hand_sessions as
-select
-    customer_id,
-    coalesce(session_id, customer_id || '@' || cast(cast(event_ts as date) as varchar)) as session_id,
-    cast(event_ts as date) as session_date,
-{{ shared.event_type_counts('lower(trim(event_type))') }}
-from {{ raw }}.events
-where event_ts < {{ last_cutoff }} + 1
-  and event_ts >= {{ first_cutoff }} - 89
-group by 1, 2, 3;
+{{ shared.sessions(raw, first_cutoff, last_cutoff) }};
 
 -- step: latest session per cutoff
 create or replace table hand_last_sessions as

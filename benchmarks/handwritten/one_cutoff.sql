@@ -2,7 +2,7 @@
     could find: the features of customer_features at {{ as_of }} (same definitions, same
     staging clean-up) and the labelled spine at the training cutoffs. No dbt, no tests, no
     state kept for a later incremental run. bench_floor.py renders and times each step
-    ("-- step: name" starts one); tests/test_bench_floor.py checks the rows against the
+    ("-- step: name" starts one); tests/test_dbt_features.py checks the rows against the
     pipeline's. -#}
 {%- import '_shared.sql' as shared %}
 {%- set cutoff = "date '" ~ as_of ~ "'" %}
@@ -42,15 +42,8 @@ create or replace table hand_sessions as
 with
 
 recent_sessions as (
-    {# the sessions of the 90 days before the cutoff, at (customer, session, day) grain #}
-    select
-        customer_id,
-        coalesce(session_id, customer_id || '@' || cast(cast(event_ts as date) as varchar)) as session_id,
-        cast(event_ts as date) as session_date,
-{{ shared.event_type_counts('lower(trim(event_type))') }}
-    from {{ raw }}.events
-    where event_ts < {{ cutoff }} + 1 and event_ts >= {{ cutoff }} - 89
-    group by 1, 2, 3
+    {# the sessions of the 90 days before the cutoff #}
+{{ shared.sessions(raw, cutoff, cutoff) }}
 ),
 
 older_events as (
