@@ -28,6 +28,9 @@ def _common(p: argparse.ArgumentParser, raw: bool = True) -> None:
     p.add_argument("--warehouse", type=Path, default=None, help="warehouse folder (default ./warehouse)")
     if raw:
         p.add_argument("--raw-dir", type=Path, default=None, help="folder with the raw exports")
+        p.add_argument("--timestamp-format", action="append", default=None, metavar="[SOURCE=]FORMAT",
+                       help="strptime format of a source's timestamps, e.g. orders=%%d/%%m/%%Y (repeatable; "
+                            "no SOURCE: every source); ISO 8601 is always read")
     p.add_argument("--as-of", type=_date, default=None, help="as-of date (default: last order date)")
     p.add_argument("--horizon-days", type=int, default=None, help="churn horizon in days (default 90)")
 
@@ -80,6 +83,7 @@ def _settings(args) -> Settings:
     return Settings.load(
         warehouse=getattr(args, "warehouse", None),
         raw_dir=getattr(args, "raw_dir", None),
+        timestamp_formats="; ".join(getattr(args, "timestamp_format", None) or []) or None,
         as_of=getattr(args, "as_of", None),
         horizon_days=getattr(args, "horizon_days", None),
         retrain=getattr(args, "retrain", None) or None,

@@ -5,9 +5,15 @@ opaque text (VARCHAR) so leading zeros survive; every timestamp is a naive UTC T
 Columns marked ``required`` must be present in a source file for it to be usable; the rest
 are filled with NULL when absent. ``pii`` columns are hashed with a secret salt at ingest and
 never stored in clear text.
+
+Timestamps are read as ISO 8601 unless a source's export uses another layout: the setting
+``timestamp_formats`` (``CHURNWATCH_TIMESTAMP_FORMATS``, ``--timestamp-format``) names DuckDB
+strptime formats per source, parsed and checked here so that a typo fails before any work.
 """
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from dataclasses import dataclass
 
 
@@ -136,3 +142,84 @@ SOURCES: dict[str, Source] = {
 
 EVENT_TYPES = ("view", "search", "add_to_cart", "checkout", "purchase", "login")
 ORDER_STATUSES = ("completed", "cancelled", "returned")
+
+
+# ---- timestamp formats ------------------------------------------------------------------------
+
+ISO_TIMESTAMP = "YYYY-MM-DD[ HH:MM:SS][±HH:MM]"  # what the default cast reads (ml/ingest.py _typed)
+# day 31 and hour 13 make every example unambiguous: day before month or not, 24-hour clock or not
+EXAMPLE_TIMESTAMP = dt.datetime(2025, 12, 31, 13, 45, 30)
+
+
+def timestamp_sources() -> list[str]:
+    return [s.name for s in SOURCES.values() if any(c.type == "TIMESTAMP" for c in s.columns)]
+
+
+@functools.lru_cache(maxsize=32)
+def timestamp_formats(spec: str) -> dict[str, tuple[str, ...]]:
+    """Parse ``"orders=%d/%m/%Y; events=%d/%m/%Y %H:%M"`` into source → strptime formats.
+
+    Entries are separated by ``;``; an entry without ``source=`` applies to every source with a
+    timestamp; a source may be named more than once (its formats are tried in the order given,
+    the general ones after its own). Each format is checked with DuckDB itself, so an unknown
+    %-code or a format without a full date is a one-line ``ValueError`` here, not a failed run.
+    """
+    own: dict[str, list[str]] = {}
+    general: list[str] = []
+    with_ts = timestamp_sources()
+    for entry in (e.strip() for e in spec.split(";")):
+        if not entry:
+            continue
+        name, sep, fmt = entry.partition("=")
+        if not sep:
+            name, fmt = "", entry
+        name, fmt = name.strip().lower(), fmt.strip()
+        if name and name not in with_ts:
+            kind = "has no timestamp columns" if name in SOURCES else "is not a source"
+            raise ValueError(f"timestamp format {entry!r}: '{name}' {kind} (sources with timestamps: {', '.join(with_ts)})")
+        if not fmt:
+            raise ValueError(f"timestamp format {entry!r}: the format is empty (e.g. {name or 'orders'}=%d/%m/%Y)")
+        _check_format(fmt)
+        (own.setdefault(name, []) if name else general).append(fmt)
+    if not own and not general:
+        return {}
+    return {name: tuple(dict.fromkeys(own.get(name, []) + general)) for name in with_ts if own.get(name) or general}
+
+
+def has_offset(fmt: str) -> bool:
+    """A format with a UTC offset or zone name (%z, %Z) parses to an instant, stored as naive UTC."""
+    return "%z" in fmt or "%Z" in fmt
+
+
+def timestamp_example(fmt: str) -> str:
+    """EXAMPLE_TIMESTAMP written in ``fmt`` by DuckDB (the same library that parses it)."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        literal = "timestamptz '2025-12-31 13:45:30+00'" if has_offset(fmt) else f"timestamp '{EXAMPLE_TIMESTAMP}'"
+        return con.execute(f"select strftime({literal}, ?)", [fmt]).fetchone()[0]
+
+
+def expected_timestamp(formats: tuple[str, ...]) -> str:
+    """The words a quarantine reason uses for what was expected, with an example of each format."""
+    if not formats:
+        return f"expected {ISO_TIMESTAMP}, e.g. {EXAMPLE_TIMESTAMP}"
+    return f"expected {' or '.join(formats)}, e.g. {' or '.join(timestamp_example(f) for f in formats)}"
+
+
+def _check_format(fmt: str) -> None:
+    import duckdb
+
+    try:
+        example = timestamp_example(fmt)
+    except duckdb.Error as exc:
+        raise ValueError(f"timestamp format {fmt!r}: {str(exc).strip().splitlines()[0].split('Error: ', 1)[-1]}") from None
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        back = con.execute("select try_strptime(?, ?)::date", [example, fmt]).fetchone()[0]
+    if back != EXAMPLE_TIMESTAMP.date():
+        raise ValueError(
+            f"timestamp format {fmt!r}: does not read back a full date (day, month and year), "
+            f"e.g. %d/%m/%Y or %d/%m/%Y %H:%M"
+        )

@@ -17,8 +17,11 @@ Two kinds of fault:
 CSV files are read one by one as text (``all_varchar``, delimiter sniffed) with DuckDB's rejects
 table catching lines that cannot be split into the header's columns; values are then cast with
 ``TRY_CAST``, so a value that does not parse becomes a quarantined row instead of a crashed run,
-and identifiers keep their leading zeros. Timestamps with a UTC offset are converted to naive
-UTC. PII columns are replaced by salted SHA-256 hashes here and never stored in clear text — not
+and identifiers keep their leading zeros. Timestamps are ISO 8601 unless the source has formats in
+``settings.timestamp_formats`` (tried first, with DuckDB's ``try_strptime``); those with a UTC
+offset are converted to naive UTC. A quarantine reason names what was expected with an example,
+and the batch error quotes an offending value as well (README "Bring your own data"). PII
+columns are replaced by salted SHA-256 hashes here and never stored in clear text — not
 in ``raw``, and not in quarantine either.
 """
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pathlib import Path
 
 import duckdb
 
-from ml.contract import SOURCES, Column, Source
+from ml.contract import SOURCES, Column, Source, expected_timestamp, has_offset, timestamp_formats
 from ml.settings import Settings
 from ml.warehouse import connect, quote
 
@@ -217,8 +220,20 @@ def _load_text(con: duckdb.DuckDBPyConnection, source: Source, files: list[Path]
 # ---- judging rows -----------------------------------------------------------------------
 
 
-def _typed(col: Column, text: str, salt: str) -> str:
-    """SQL casting the text value ``text`` to the column's contract type (NULL when it does not parse)."""
+# what each contract type reads, for quarantine reasons: "<column>: not a valid <type> (<expected>)"
+_EXPECTED = {
+    "DOUBLE": "expected a number with a decimal point and no thousands separator, e.g. 1234.5",
+    "INTEGER": "expected a whole number, e.g. 4",
+    "BOOLEAN": "expected true/false, yes/no, t/f or 1/0",
+}
+
+
+def _typed(col: Column, text: str, salt: str, ts_formats: tuple[str, ...] = ()) -> str:
+    """SQL casting the text value ``text`` to the column's contract type (NULL when it does not parse).
+
+    ``ts_formats``: the source's strptime formats, tried before the ISO cast (ISO is always read,
+    and cannot be mistaken for a day-first or month-first date).
+    """
     if col.pii:
         return (
             f"case when {text} is null or trim({text}) = '' then null "
@@ -234,16 +249,29 @@ def _typed(col: Column, text: str, salt: str) -> str:
         )
     if col.type == "TIMESTAMP":  # an offset, when given, is honoured: stored as naive UTC
         plain = f"(length(trim({text})) = 10 or (length(trim({text})) = 19 and substr(trim({text}), 17, 1) = ':'))"
-        return (  # 'YYYY-MM-DD[ HH:MM:SS]' has no room for an offset: the cheaper cast (2x faster)
+        iso = (  # 'YYYY-MM-DD[ HH:MM:SS]' has no room for an offset: the cheaper cast (2x faster)
             f"case when {plain} then try_cast(trim({text}) as timestamp) "
             f"else try_cast(trim({text}) as timestamptz) at time zone 'UTC' end"
         )
+        naive = [f for f in ts_formats if not has_offset(f)]
+        aware = [f for f in ts_formats if has_offset(f)]
+        tried = [f"try_strptime(trim({text}), [{', '.join(map(_sql_str, naive))}])"] if naive else []
+        if aware:  # one list holding an offset format returns TIMESTAMPTZ for every row: keep them apart
+            tried.append(f"try_strptime(trim({text}), [{', '.join(map(_sql_str, aware))}]) at time zone 'UTC'")
+        return f"coalesce({', '.join(tried)}, {iso})" if tried else iso
+    if col.type == "INTEGER":  # a plain cast would round 4.5 to 5: only whole numbers are integers
+        return f"case when try_cast(trim({text}) as double) % 1 = 0 then try_cast(trim({text}) as integer) end"
     return f"try_cast(trim({text}) as {col.type})"
 
 
 def _fault_rules(source: Source, columns: list[str], settings: Settings) -> list[tuple[str, str]]:
-    """(condition on text ``_txt_<c>`` and typed ``<c>`` columns, reason); the first match wins."""
+    """(condition on text ``_txt_<c>`` and typed ``<c>`` columns, reason); the first match wins.
+
+    A reason holds no value (it counts rows alike); a parse failure's reason says what was
+    expected, with an example, and the row's own value is beside it in ``source_values``.
+    """
     rules: list[tuple[str, str]] = []
+    ts_formats = timestamp_formats(settings.timestamp_formats).get(source.name, ())
     present = [c for c in source.columns if c.name in columns and not c.pii]
     for col in present:
         txt = quote(f"_txt_{col.name}")
@@ -251,7 +279,8 @@ def _fault_rules(source: Source, columns: list[str], settings: Settings) -> list
         if col.key:
             rules.append((blank, f"{col.name}: missing"))
         if col.type != "VARCHAR":
-            rules.append((f"not {blank} and {col.name} is null", f"{col.name}: not a valid {col.type.lower()}"))
+            expected = expected_timestamp(ts_formats) if col.type == "TIMESTAMP" else _EXPECTED[col.type]
+            rules.append((f"not {blank} and {col.name} is null", f"{col.name}: not a valid {col.type.lower()} ({expected})"))
         if col.type == "DOUBLE":
             rules.append((f"not isfinite({col.name})", f"{col.name}: not a finite number"))
         if col.type == "TIMESTAMP":
@@ -276,9 +305,10 @@ def _fault_rules(source: Source, columns: list[str], settings: Settings) -> list
 def _judge(con: duckdb.DuckDBPyConnection, source: Source, columns: list[str], settings: Settings) -> None:
     """``_judged``: typed contract columns + ``_reason`` (NULL for a good row), one row per parsed row."""
     text = {c.name: (f"_in.{quote(c.name)}" if c.name in columns else "null::varchar") for c in source.columns}
+    ts_formats = timestamp_formats(settings.timestamp_formats).get(source.name, ())
     typed = ", ".join(
         f"{_typed(c, text[c.name], settings.pii_salt)} as {c.name}_hash" if c.pii
-        else f"{_typed(c, text[c.name], settings.pii_salt)} as {c.name}"
+        else f"{_typed(c, text[c.name], settings.pii_salt, ts_formats)} as {c.name}"
         for c in source.columns
     )
     texts = ", ".join(f"{text[c.name]} as {quote('_txt_' + c.name)}" for c in source.columns if not c.pii)
@@ -323,17 +353,24 @@ def _quarantine_rows(con: duckdb.DuckDBPyConnection, source: Source, columns: li
 
 
 def _bad_share_error(con, report: SourceReport, judged: int, settings: Settings) -> BatchError:
-    """The one line for too many bad rows: the worst file, its commonest column and rule, an example."""
+    """The one line for too many bad rows: the worst file, its commonest column and rule, and the
+    first such row's value (what was expected is in the rule), e.g. ``orders.csv: column
+    'order_ts': not a valid timestamp (expected %d/%m/%Y, e.g. 31/12/2025): '12/31/2025' at row 2 …``."""
     source_file, reason, n, example = con.execute(
-        "select source_file, reason, count(*) as n, min(source_row) from _bad group by all order by n desc limit 1"
+        "select source_file, reason, count(*) as n, min(source_row) from _bad group by all order by n desc, 1, 2 limit 1"
     ).fetchone()
     column, _, rule = reason.partition(": ")
     where = "malformed lines" if column == "line" else f"column '{column}'"
+    value = con.execute(  # the original text; NULL for lines, PII and a key column's absence
+        "select json_extract_string(source_values, ?) from _bad where source_file = ? and source_row = ?",
+        [f'$."{column}"', source_file, example],
+    ).fetchone()[0] if column != "line" and "+" not in column else None
+    found = f"{value!r} at row {example}" if value else f"first at row {example}"
     share = report.rows_quarantined / judged
     return BatchError(
-        f"{source_file}: {where}: {rule} — {report.rows_quarantined} of {judged} rows of "
+        f"{source_file}: {where}: {rule}: {found} and {n - 1:,} more — {report.rows_quarantined} of {judged} rows of "
         f"'{report.source}' are bad ({share:.1%} > max_bad_row_share {settings.max_bad_row_share:.0%}); "
-        f"'{reason}' is the commonest ({n} rows, first at row {example}); see quarantine.{report.source}",
+        f"see quarantine.{report.source}",
         report,
     )
 

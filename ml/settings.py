@@ -45,6 +45,9 @@ class Settings:
     n_training_cutoffs: int = 8  # full-label cutoffs (incl. the backtest one); see ml/train.py for the split
     # data quality
     max_bad_row_share: float = 0.05  # above it a source is a batch fault and the run stops
+    # input formats (README "Bring your own data"): "orders=%d/%m/%Y; events=%d/%m/%Y %H:%M", or one
+    # format for every source; tried before ISO 8601, which is always read (ml/contract.py)
+    timestamp_formats: str = ""
     max_amount: float = 1_000_000.0  # an order amount or price above it is a row fault (< 1e14)
     feature_drift_sd: float = 0.5  # a feature mean may move this many of last good run's SDs; 0: off
     max_feature_staleness_days: int = 14  # the freshest customer's last order, days before as-of
@@ -104,6 +107,10 @@ class Settings:
         if not 0 < float(self.max_amount) < MAX_SUMMABLE_AMOUNT:
             raise ValueError(f"max_amount must be above 0 and below {MAX_SUMMABLE_AMOUNT:.0e}"
                              f" (dbt sums money as DECIMAL(18, 4)), got {self.max_amount}")
+        if self.timestamp_formats:  # a typo in a format fails here, before any stage runs
+            from ml.contract import timestamp_formats
+
+            timestamp_formats(self.timestamp_formats)
         as_of = self.as_of
         if isinstance(as_of, str):
             as_of = dt.date.fromisoformat(as_of[:10])

@@ -226,7 +226,8 @@ class Stops:
 CASES: dict[str, tuple[Callable[[Path], None], Staged | Stops]] = {
     "negative_amounts": (negative_amounts, Staged({"orders": {"amount: negative": 20}})),
     "absurd_amounts": (absurd_amounts, Staged({"orders": {"amount: above 1,000,000": 5, "amount: not a finite number": 5}})),
-    "unparseable_timestamps": (unparseable_timestamps, Staged({"orders": {"order_ts: not a valid timestamp": 15}})),
+    "unparseable_timestamps": (unparseable_timestamps, Staged({"orders": {
+        "order_ts: not a valid timestamp (expected YYYY-MM-DD[ HH:MM:SS][±HH:MM], e.g. 2025-12-31 13:45:30)": 15}})),
     "sentinel_dates": (sentinel_dates, Staged({"orders": {"order_ts: before 1990-01-01": 4}})),
     "missing_keys": (missing_keys, Staged({"orders": {"order_id: missing": 6, "customer_id: missing": 4}})),
     "duplicate_keys": (duplicate_keys, Staged({"orders": {"order_id: duplicate key": 30}})),
@@ -237,8 +238,9 @@ CASES: dict[str, tuple[Callable[[Path], None], Staged | Stops]] = {
     "latin1_rows": (latin1_rows, Staged({"customers": {"line: not UTF-8": 6}})),
     "semicolon_delimiter": (semicolon_delimiter, Staged()),
     "empty_optional_file": (empty_optional_file, Staged()),
-    "bad_optional_rows": (bad_optional_rows, Staged({"reviews": {"rating: outside 1-5": 5, "rating: not a valid integer": 1},
-                                                     "campaign_contacts": {"is_control: not a valid boolean": 4}})),
+    "bad_optional_rows": (bad_optional_rows, Staged({
+        "reviews": {"rating: outside 1-5": 5, "rating: not a valid integer (expected a whole number, e.g. 4)": 1},
+        "campaign_contacts": {"is_control: not a valid boolean (expected true/false, yes/no, t/f or 1/0)": 4}})),
     "timezone_offsets": (timezone_offsets, Staged()),
     "bad_share_under_raised_limit": (too_many_bad_rows, Staged({"orders": {"amount: negative": None}},
                                                                env={"CHURNWATCH_MAX_BAD_ROW_SHARE": "0.10"})),
