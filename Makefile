@@ -13,9 +13,11 @@ DEMO_END_DATE ?= 2025-12-31
 AIRFLOW_PORT ?= 8080
 MLFLOW_PORT ?= 5000
 DOCS_PORT ?= 8081
+WORKER_LOG_PORT ?= 8793
+TRIGGER_LOG_PORT ?= 8794
 UP_WAREHOUSE ?= $(DEMO_WAREHOUSE)
 SERVICES = $(PY) -m ml.services --warehouse $(UP_WAREHOUSE) --raw-dir $(DEMO_RAW) --airflow-port $(AIRFLOW_PORT) \
-	--mlflow-port $(MLFLOW_PORT) --docs-port $(DOCS_PORT)
+	--mlflow-port $(MLFLOW_PORT) --docs-port $(DOCS_PORT) --worker-log-port $(WORKER_LOG_PORT) --trigger-log-port $(TRIGGER_LOG_PORT)
 WITH_SECRETS = set -a && . ./$(SECRETS) && set +a
 
 .PHONY: help setup demo test test-fast bench up down docs clean
@@ -56,13 +58,13 @@ test-fast: setup ## unit tests only
 bench: setup ## tier-M benchmarks → benchmarks/results/*.json
 	@$(WITH_SECRETS) && $(PY) benchmarks/run_all.py $(BENCH_ARGS)
 
-up: setup ## start Airflow (UI, scheduler, DAG processor, triggerer) and the MLflow UI on 127.0.0.1; prints URLs + login
+up: setup ## start Airflow (UI, scheduler, DAG processor, triggerer, log server) and the MLflow UI on 127.0.0.1, behind a login; prints URLs + login
 	@$(WITH_SECRETS) && $(SERVICES) up
 
 down: ## stop what `make up` started (pid files under $(UP_WAREHOUSE)/run)
 	@$(SERVICES) down
 
-docs: setup ## build the dbt docs against the warehouse and serve them on 127.0.0.1:$(DOCS_PORT)
+docs: setup ## build the dbt docs against the warehouse and serve them on 127.0.0.1:$(DOCS_PORT), behind the login
 	@$(WITH_SECRETS) && $(SERVICES) docs
 
 clean: ## remove generated data and warehouses (keeps .venv and secrets)

@@ -1,5 +1,6 @@
-"""The local UIs: Airflow (API server + UI, scheduler, DAG processor, triggerer), the MLflow UI and
-dbt docs, on 127.0.0.1 only, started and stopped with pid files.
+"""The local UIs: Airflow (API server + UI, scheduler, DAG processor, triggerer, log server), the
+MLflow UI and dbt docs, on 127.0.0.1 only and behind the one login (``admin`` /
+``CHURNWATCH_ADMIN_PASSWORD``), started and stopped with pid files.
 
 ``make up`` / ``make down`` / ``make docs`` call this module, and the end-to-end tests start their
 own instance through the same :class:`LocalAirflow`, so what the tests exercise is what users run.
@@ -11,6 +12,9 @@ command line show up in the UI — and pid files and service logs are in ``<ware
 from __future__ import annotations
 
 import argparse
+import base64
+import hmac
+import http.server
 import json
 import os
 import secrets
@@ -26,7 +30,7 @@ from pathlib import Path
 from ml.orchestrate import DAGS_FOLDER, bytecode_cache_env, ensure_manifest
 from ml.settings import REPO_ROOT, Settings
 
-AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "log-server")
 POOL = "duckdb_writer"
 HOST = "127.0.0.1"
 
@@ -45,6 +49,8 @@ class LocalAirflow:
     password: str | None = None
     home: Path | None = None
     raw_dir: Path | None = None  # the trigger form's default raw folder
+    worker_log_port: int = 8793  # [logging] worker_log_server_port: task logs while a task runs
+    trigger_log_port: int = 8794  # [logging] trigger_log_server_port: deferred tasks' logs
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,6 +97,11 @@ class LocalAirflow:
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "30",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            # the API server fetches a running task's log from http://<hostname>:<port>; the log
+            # server listens on 127.0.0.1 only, so every component names itself by that address
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "ml.services.loopback_hostname",
             "CHURNWATCH_WAREHOUSE": str(self.warehouse),
         })
         env.update(self.extra_env)
@@ -116,14 +127,26 @@ class LocalAirflow:
         return self.run_dir / f"{name}.pid"
 
     def start(self, components=AIRFLOW_COMPONENTS) -> None:
+        """Start the components; the scheduler and triggerer without their own log servers, which
+        Airflow 3.3 binds to every interface, and ``log-server`` (:func:`serve_logs`) instead."""
         env = self.env()
         for name in components:
-            args = ["api-server", "--host", HOST, "--port", str(self.port)] if name == "api-server" else [name]
-            start_process(self.run_dir, name, [_bin("airflow"), *args], env)
+            cmd = {
+                "api-server": [_bin("airflow"), "api-server", "--host", HOST, "--port", str(self.port)],
+                "scheduler": [_bin("airflow"), "scheduler", "--skip-serve-logs"],
+                "triggerer": [_bin("airflow"), "triggerer", "--skip-serve-logs"],
+                "log-server": [sys.executable, "-m", "ml.services", "serve-logs"],
+            }.get(name, [_bin("airflow"), name])
+            start_process(self.run_dir, name, cmd, env)
 
     def stop(self) -> None:
         for name in reversed(AIRFLOW_COMPONENTS):
             stop_process(self.run_dir, name)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"Airflow": self.port, "Airflow's task log server": self.worker_log_port,
+                "Airflow's triggerer log server": self.trigger_log_port}
 
     def wait_until_healthy(self, timeout: float = 180) -> None:
         """Wait for the API server, the scheduler and the DAG processor to report healthy."""
@@ -139,6 +162,17 @@ class LocalAirflow:
                 last = str(exc)
             time.sleep(2)
         raise TimeoutError(f"Airflow at {self.url} not healthy after {timeout:.0f}s: {last}; logs in {self.run_dir}")
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 300) -> bool:
+        """Wait until the DAG processor has parsed ``dag_id`` (the REST API answers 404 before)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.api("GET", f"/dags/{dag_id}")
+                return True
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(3)
+        return False
 
     # ---- REST ----------------------------------------------------------------------------
     def token(self) -> str:
@@ -233,14 +267,99 @@ def port_free(port: int) -> bool:
         return sock.connect_ex((HOST, port)) != 0
 
 
+# ---- Airflow's log server on localhost -------------------------------------------------------
+
+def loopback_hostname() -> str:
+    """Airflow's ``[core] hostname_callable`` for the local services: every component and task
+    names itself 127.0.0.1, the one address the log server listens on, so the UI can fetch a
+    running task's log whatever the machine's own name resolves to."""
+    return HOST
+
+
+def serve_logs() -> None:
+    """Airflow's task-log server, on 127.0.0.1 only, on ``[logging] worker_log_server_port`` and
+    ``trigger_log_server_port``.
+
+    Airflow 3.3 starts this server inside the scheduler and the triggerer bound to every interface
+    (host ``""``: ``[::]`` or ``0.0.0.0``) with no setting to change that, so task logs would be
+    readable from the network and two instances on one machine clash. The components run with
+    ``--skip-serve-logs`` and this one process serves Airflow's own application
+    (``airflow.utils.serve_logs.log_server``: the same log folder, the same signed-token check)
+    on both ports of localhost.
+    """
+    import socket
+
+    import uvicorn
+    from airflow.configuration import conf
+
+    sockets: list[socket.socket] = []
+    for port in dict.fromkeys(conf.getint("logging", key) for key in ("worker_log_server_port", "trigger_log_server_port")):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        sockets.append(sock)
+    level = conf.get("logging", "uvicorn_logging_level", fallback="info").lower()
+    config = uvicorn.Config("airflow.utils.serve_logs.log_server:get_app", factory=True, log_config=None,
+                            access_log=False, log_level=level)
+    uvicorn.Server(config).run(sockets=sockets)
+
+
 # ---- MLflow UI and dbt docs ------------------------------------------------------------------
 
-def start_mlflow(warehouse: Path, port: int) -> None:
+def mlflow_auth_config(settings: Settings, user: str) -> Path:
+    """MLflow's basic-auth configuration, written under the warehouse beside the tracking store:
+    the users live in ``mlflow/basic_auth.db``; the admin's password is never in the file (the
+    server reads it from ``MLFLOW_AUTH_ADMIN_PASSWORD``)."""
+    path = settings.mlflow_dir / "basic_auth.ini"
+    path.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{settings.mlflow_dir / 'basic_auth.db'}\n"
+        f"admin_username = {user}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    return path
+
+
+def set_mlflow_admin_password(settings: Settings, user: str, password: str) -> None:
+    """Keep the MLflow admin's password equal to ``CHURNWATCH_ADMIN_PASSWORD``: MLflow uses the
+    configured password only when it creates the admin, so after the secrets file was regenerated
+    the old password would stay in force."""
+    db = settings.mlflow_dir / "basic_auth.db"
+    if not db.exists():
+        return  # the server creates the admin with this password on its first start
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore()
+    store.init_db(f"sqlite:///{db}")
+    if store.has_user(user) and not store.authenticate_user(user, password):
+        store.update_user(user, password=password)
+
+
+def start_mlflow(warehouse: Path, port: int, user: str, password: str, secret_key: str) -> None:
+    """``mlflow server --app-name basic-auth`` on 127.0.0.1 over the warehouse's tracking store:
+    the UI and the REST API ask for ``user`` / ``password``.
+
+    The pipeline never goes through this server: it opens the SQLite store directly
+    (``ml/registry.py``), so the login guards people's access without touching training or
+    scoring. MLflow's job runner (GenAI evaluation jobs, seven more processes) stays off.
+    """
     settings = Settings.load(warehouse=warehouse)
     settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [_bin("mlflow"), "ui", "--host", HOST, "--port", str(port), "--workers", "1",
-           "--backend-store-uri", settings.tracking_uri, "--default-artifact-root", settings.artifact_root]
-    start_process(settings.warehouse / "run", "mlflow", cmd, bytecode_cache_env(dict(os.environ)))
+    config = mlflow_auth_config(settings, user)
+    set_mlflow_admin_password(settings, user, password)
+    env = bytecode_cache_env(dict(os.environ))
+    env.update({
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_AUTH_ADMIN_USERNAME": user,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secret_key,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    })
+    cmd = [_bin("mlflow"), "server", "--app-name", "basic-auth", "--host", HOST, "--port", str(port),
+           "--workers", "1", "--backend-store-uri", settings.tracking_uri,
+           "--default-artifact-root", settings.artifact_root]
+    start_process(settings.warehouse / "run", "mlflow", cmd, env)
 
 
 def wait_for_http(url: str, timeout: float) -> bool:
@@ -254,34 +373,67 @@ def wait_for_http(url: str, timeout: float) -> bool:
     return False
 
 
-def serve_dbt_docs(warehouse: Path, port: int) -> None:
-    """``dbt docs generate`` against the warehouse, then serve the site on localhost (foreground)."""
+def docs_server(site: Path, port: int, user: str, password: str) -> http.server.ThreadingHTTPServer:
+    """A static server for the dbt docs site on 127.0.0.1 that asks for the same login as the
+    other UIs (HTTP basic auth): the docs show the warehouse's tables, columns and SQL."""
+    expected = ("Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()).encode()
+
+    class LoginRequired(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(site), **kwargs)
+
+        def send_head(self):  # every GET and HEAD passes here first
+            if hmac.compare_digest(self.headers.get("Authorization", "").encode(), expected):
+                return super().send_head()
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="churnwatch dbt docs", charset="UTF-8"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+
+    return http.server.ThreadingHTTPServer((HOST, port), LoginRequired)
+
+
+def serve_dbt_docs(warehouse: Path, port: int, user: str, password: str) -> None:
+    """``dbt docs generate`` against the warehouse, then serve the site on localhost behind the
+    login (foreground)."""
     from ml.transform import run_dbt
 
     settings = Settings.load(warehouse=warehouse)
     run_dbt(settings, ["docs", "generate"])
-    site = settings.warehouse / "dbt" / "target"
-    print(f"dbt docs: http://{HOST}:{port}  (Ctrl-C to stop)", flush=True)
-    subprocess.run([sys.executable, "-m", "http.server", str(port), "--bind", HOST, "--directory", str(site)])
+    server = docs_server(settings.warehouse / "dbt" / "target", port, user, password)
+    print(f"dbt docs: http://{HOST}:{port}    login: {user} / {password}    (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 # ---- command line ----------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ml.services", description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("up", "down", "docs"))
+    parser.add_argument("action", choices=("up", "down", "docs", "serve-logs"))
     parser.add_argument("--warehouse", type=Path, default=Path(os.environ.get("CHURNWATCH_WAREHOUSE", "warehouse")))
     parser.add_argument("--raw-dir", type=Path, default=os.environ.get("CHURNWATCH_RAW_DIR") or None,
                         help="the trigger form's default raw folder")
     parser.add_argument("--airflow-port", type=int, default=8080)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--docs-port", type=int, default=8081)
+    parser.add_argument("--worker-log-port", type=int, default=8793, help="Airflow's task log server")
+    parser.add_argument("--trigger-log-port", type=int, default=8794, help="Airflow's triggerer log server")
     args = parser.parse_args(argv)
+    if args.action == "serve-logs":  # the `log-server` component that LocalAirflow.start runs
+        serve_logs()
+        return 0
     raw_dir = args.raw_dir.resolve() if args.raw_dir and args.raw_dir.exists() else None
-    airflow = LocalAirflow(args.warehouse, port=args.airflow_port, raw_dir=raw_dir)
+    airflow = LocalAirflow(args.warehouse, port=args.airflow_port, raw_dir=raw_dir,
+                           worker_log_port=args.worker_log_port, trigger_log_port=args.trigger_log_port)
 
     if args.action == "docs":
-        serve_dbt_docs(args.warehouse, args.docs_port)
+        serve_dbt_docs(args.warehouse, args.docs_port, airflow.user, airflow.password)
         return 0
     if args.action == "down":
         airflow.stop()
@@ -290,23 +442,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     running = (airflow.run_dir / "api-server.pid").exists() and _alive(int((airflow.run_dir / "api-server.pid").read_text()))
-    for port, what in ((args.airflow_port, "Airflow"), (args.mlflow_port, "MLflow")):
+    for what, port in {**airflow.ports, "MLflow": args.mlflow_port}.items():
         if not running and not port_free(port):
-            print(f"churnwatch: port {port} for {what} is in use; pick another, e.g. "
-                  f"make up AIRFLOW_PORT=8090 MLFLOW_PORT=5010", file=sys.stderr)
+            print(f"churnwatch: port {port} for {what} is in use; pick another, e.g. make up AIRFLOW_PORT=8090 "
+                  f"MLFLOW_PORT=5010 WORKER_LOG_PORT=8795 TRIGGER_LOG_PORT=8796", file=sys.stderr)
             return 1
     airflow.prepare()
     airflow.start()
-    start_mlflow(args.warehouse, args.mlflow_port)
+    start_mlflow(args.warehouse, args.mlflow_port, airflow.user, airflow.password, airflow._secret("mlflow_secret_key"))
     try:
         airflow.wait_until_healthy()
     except TimeoutError as exc:
         print(f"churnwatch: {exc}", file=sys.stderr)
         return 1
+    parsed = airflow.wait_for_dag("churn_pipeline", timeout=180)  # the REST example needs it
     mlflow_up = wait_for_http(f"http://{HOST}:{args.mlflow_port}/health", timeout=180)
+    still = "    (still starting: see {})"
     print(f"""
-  Airflow UI   http://{HOST}:{args.airflow_port}    login: {airflow.user} / {airflow.password}
-  MLflow UI    http://{HOST}:{args.mlflow_port}{"" if mlflow_up else "    (still starting: see " + str(airflow.run_dir / "mlflow.log") + ")"}
+  Airflow UI   {airflow.url}    login: {airflow.user} / {airflow.password}{"" if parsed else still.format(airflow.run_dir / "dag-processor.log")}
+  MLflow UI    http://{HOST}:{args.mlflow_port}/#/models    login: {airflow.user} / {airflow.password}{"" if mlflow_up else still.format(airflow.run_dir / "mlflow.log")}
+  REST         export AIRFLOW_PORT={args.airflow_port} MLFLOW_PORT={args.mlflow_port}    (the README's REST example reads these and CHURNWATCH_ADMIN_PASSWORD)
+  log servers  {HOST}:{args.worker_log_port} (tasks), {HOST}:{args.trigger_log_port} (triggerer)
   warehouse    {airflow.warehouse}    (logs: {airflow.run_dir})
   stop with    make down
 """)

@@ -96,7 +96,8 @@ def test_no_secret_is_written_in_the_file(services):
 def test_required_secrets_fail_fast_when_missing():
     text = COMPOSE.read_text()
     for var in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "MINIO_ROOT_PASSWORD", "AIRFLOW_FERNET_KEY",
-                "AIRFLOW_JWT_SECRET", "AIRFLOW_ADMIN_PASSWORD", "CHURNWATCH_PII_SALT"):
+                "AIRFLOW_JWT_SECRET", "AIRFLOW_ADMIN_PASSWORD", "CHURNWATCH_PII_SALT",
+                "MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SECRET_KEY"):
         assert re.search(r"\$\{%s:\?" % var, text), f"{var} should be required (${{{var}:?...}})"
 
 
@@ -112,8 +113,30 @@ def test_env_example_lists_every_variable_and_env_is_ignored():
 
 def test_ports_are_bound_to_localhost(services):
     for name, service in services.items():
+        assert service.get("network_mode") != "host", f"{name} shares the host's network (every interface)"
         for port in service.get("ports", []):
-            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond localhost"
+            if isinstance(port, dict):  # the long syntax
+                assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port} beyond localhost"
+            else:
+                assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond localhost"
+
+
+def test_mlflow_asks_for_a_login_and_the_tasks_have_it(services):
+    """MLflow's basic-auth app with the admin from .env; its configuration is written at start from
+    the backend store's URI (users in their own tables of that database)."""
+    mlflow = services["mlflow"]
+    command = _command(mlflow)
+    assert re.search(r"mlflow server --app-name basic-auth\b", command), "MLflow runs without its login"
+    env = _env(mlflow)
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"].startswith("${MLFLOW_FLASK_SECRET_KEY:?")
+    assert '> "$${MLFLOW_AUTH_CONFIG_PATH}"' in command and "database_uri = %s" in command
+    assert "MLFLOW_BACKEND_STORE_URI" in command
+    assert "/health" in " ".join(mlflow["healthcheck"]["test"])  # the one route basic-auth leaves open
+    for name in ("airflow-worker", "airflow-scheduler", "init"):
+        worker = _env(services[name])
+        assert worker["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_ADMIN_USER:-admin}", name
+        assert worker["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?"), name
 
 
 def test_the_image_builds_from_the_lock():

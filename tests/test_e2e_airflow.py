@@ -2,24 +2,36 @@
 processor, triggerer on a free localhost port, a temporary home and warehouse), the same way
 ``make up`` starts it (``ml.services.LocalAirflow``):
 
-1. REST: log in for a JWT, trigger ``churn_pipeline`` with non-default params, wait for success,
-   and check the published tables carry them;
-2. browser: headless Chromium (Debian's, driven by Playwright; no browser download) logs in to
+0. every listening socket of the started processes (Airflow's components and log server, the
+   MLflow server) is on 127.0.0.1, the log servers on the ports given;
+1. REST: the README's example, executed literally with bash (log in for a JWT, unpause, trigger
+   ``churn_pipeline`` with non-default params) gets a run out of ``queued``; it succeeds and the
+   published tables carry the params;
+2. MLflow's REST API and UI answer 401 without the login and 200 with it, and list the model the
+   pipeline registered in its own SQLite store;
+3. browser: headless Chromium (Debian's, driven by Playwright; no browser download) logs in to
    the UI, opens the trigger form, sets a non-default horizon, submits; the run succeeds.
    Screenshots go to ``test-artifacts/``.
 
-A 2k-customer shop and one hyper-parameter trial keep each run to a couple of minutes.
+A 2k-customer shop and one hyper-parameter trial keep each run to a couple of minutes; the MLflow
+server starts while Airflow does.
 """
 from __future__ import annotations
 
 import datetime as dt
+import base64
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -34,6 +46,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
                  "--no-first-run", "--disable-component-update", "--disable-sync"]
 RUN_TIMEOUT = 900
+QUEUED_TIMEOUT = 120  # an unpaused DAG's run leaves `queued` within a few scheduler loops
 TIMINGS: dict[str, float] = {}
 
 
@@ -50,9 +63,16 @@ def _record(name: str, seconds: float) -> None:
     print(f"e2e {name}: {seconds:.1f}s")
 
 
+@dataclass
+class Live:
+    airflow: object  # ml.services.LocalAirflow
+    mlflow_url: str
+
+
 @pytest.fixture(scope="module")
-def live_airflow(tmp_path_factory):
-    from ml.services import LocalAirflow
+def live_services(tmp_path_factory):
+    """Airflow and the MLflow server as ``make up`` starts them, on free ports of localhost."""
+    from ml.services import LocalAirflow, start_mlflow, stop_process, wait_for_http
     from ml.synth import generate
 
     started = time.monotonic()
@@ -61,29 +81,29 @@ def live_airflow(tmp_path_factory):
     airflow = LocalAirflow(
         tmp_path_factory.mktemp("e2e_warehouse"), port=_free_port(), password=secrets.token_urlsafe(12),
         raw_dir=shop, extra_env={"CHURNWATCH_TRAIN_SEARCH_TRIALS": "1"},
+        worker_log_port=_free_port(), trigger_log_port=_free_port(),
     )
+    mlflow_port = _free_port()
     airflow.prepare()
     airflow.start()
+    start_mlflow(airflow.warehouse, mlflow_port, airflow.user, airflow.password, airflow._secret("mlflow_secret_key"))
     try:
         airflow.wait_until_healthy(timeout=300)
-        _wait_for_dag(airflow, "churn_pipeline")
-        _record("start_airflow", time.monotonic() - started)
-        yield airflow
+        if not airflow.wait_for_dag("churn_pipeline", timeout=300):
+            raise TimeoutError(f"churn_pipeline was not parsed; see {airflow.run_dir}/dag-processor.log")
+        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+        if not wait_for_http(f"{mlflow_url}/health", timeout=180):
+            raise TimeoutError(f"MLflow did not start; see {airflow.run_dir}/mlflow.log")
+        _record("start_airflow_and_mlflow", time.monotonic() - started)
+        yield Live(airflow, mlflow_url)
     finally:
+        stop_process(airflow.run_dir, "mlflow")
         airflow.stop()
 
 
-def _wait_for_dag(airflow, dag_id: str, timeout: float = 300) -> None:
-    import urllib.error
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            airflow.api("GET", f"/dags/{dag_id}")
-            return
-        except urllib.error.HTTPError:
-            time.sleep(3)
-    raise TimeoutError(f"{dag_id} was not parsed within {timeout}s; see {airflow.run_dir}/dag-processor.log")
+@pytest.fixture(scope="module")
+def live_airflow(live_services):
+    return live_services.airflow
 
 
 def _wait_for_run(airflow, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
@@ -109,20 +129,100 @@ def _failure_report(airflow, dag_id: str, run_id: str) -> str:
 
 
 def _published(warehouse: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True)
+    from ml.catalog import connect_catalog  # views name files relative to the catalog
+
+    return connect_catalog(warehouse / "analytics.duckdb")
 
 
-def test_rest_trigger_with_params_is_reflected_in_the_published_tables(live_airflow):
+def _listening_sockets(pids) -> list:
+    import psutil
+
+    procs = []
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs += [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+    found = []
+    for proc in procs:
+        try:
+            found += [(proc.pid, " ".join(proc.cmdline()[:3]), c.laddr) for c in proc.net_connections(kind="inet")
+                      if c.status == psutil.CONN_LISTEN]
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def test_every_listening_socket_is_on_localhost(live_services):
+    """No component listens beyond 127.0.0.1 (Airflow 3.3's own log servers bind every interface),
+    and the log servers listen on the ports given, so two instances do not clash."""
+    airflow = live_services.airflow
+    pids = [int(path.read_text()) for path in airflow.run_dir.glob("*.pid")]
+    sockets = _listening_sockets(pids)
+    beyond = [(pid, cmd, f"{addr.ip}:{addr.port}") for pid, cmd, addr in sockets if addr.ip not in ("127.0.0.1", "::1")]
+    assert not beyond, f"listening beyond localhost: {beyond}"
+    ports = {addr.port for _, _, addr in sockets}
+    mlflow_port = int(live_services.mlflow_url.rsplit(":", 1)[1])
+    expected = {airflow.port, airflow.worker_log_port, airflow.trigger_log_port, mlflow_port}
+    assert expected <= ports, f"not listening: {sorted(expected - ports)}; listening: {sorted(ports)}"
+
+
+def _readme_rest_example() -> str:
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    found = [block for block in blocks if "/dagRuns" in block]
+    assert len(found) == 1, "the README should have one bash block with the REST trigger"
+    return found[0]
+
+
+def _json_values(text: str) -> list:
+    """The JSON documents curl printed one after another."""
+    decoder, values, pos = json.JSONDecoder(), [], 0
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+            continue
+        value, pos = decoder.raw_decode(text, pos)
+        values.append(value)
+    return values
+
+
+def _run_state(airflow, dag_id: str, run_id: str, left: str, timeout: float) -> str:
+    deadline, token = time.monotonic() + timeout, airflow.token()
+    state = left
+    while time.monotonic() < deadline:
+        state = airflow.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}", token=token)["state"]
+        if state != left:
+            return state
+        time.sleep(3)
+    return state
+
+
+def test_readme_rest_example_runs_and_its_params_reach_the_published_tables(live_airflow, tmp_path):
+    """The README's REST example, run literally by bash on a fresh instance (the DAG still paused,
+    as after `make up`), with the port and the secrets file it reads: its run leaves `queued`."""
+    if not shutil.which("jq") or not shutil.which("curl"):
+        pytest.fail("the README's REST example needs curl and jq")
     airflow = live_airflow
     started = time.monotonic()
-    token = airflow.token()
-    airflow.api("PATCH", "/dags/churn_pipeline", {"is_paused": False}, token=token)
-    conf = {"horizon_days": 60, "campaign_budget": 2500.0, "control_share": 0.2}
-    run = airflow.api("POST", "/dags/churn_pipeline/dagRuns", {"logical_date": None, "conf": conf}, token=token)
+    (tmp_path / ".secrets").mkdir()
+    (tmp_path / ".secrets" / "churnwatch.env").write_text(f"CHURNWATCH_ADMIN_PASSWORD={airflow.password}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CHURNWATCH_ADMIN_PASSWORD", "AIRFLOW")}
+    env["AIRFLOW_PORT"] = str(airflow.port)
+    out = subprocess.run(["bash", "-c", _readme_rest_example()], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    runs = [doc for doc in _json_values(out.stdout) if isinstance(doc, dict) and "dag_run_id" in doc]
+    assert runs, f"the README's example created no run: {out.stdout[-500:]} {out.stderr[-500:]}"
+    run = runs[-1]
 
+    state = _run_state(airflow, "churn_pipeline", run["dag_run_id"], "queued", QUEUED_TIMEOUT)
+    _record("readme_rest_trigger_left_queued", time.monotonic() - started)
+    assert state != "queued", f"the README's run is still queued after {QUEUED_TIMEOUT}s (a paused DAG?)"
     state = _wait_for_run(airflow, "churn_pipeline", run["dag_run_id"])
     _record("rest_trigger_to_success", time.monotonic() - started)
     assert state == "success", _failure_report(airflow, "churn_pipeline", run["dag_run_id"])
+    token = airflow.token()
 
     con = _published(airflow.warehouse)  # the catalog keeps every (as-of date, horizon) published
     as_of, rows = con.execute(
@@ -140,6 +240,30 @@ def test_rest_trigger_with_params_is_reflected_in_the_published_tables(live_airf
         "select count(*), count(*) filter (where is_control) from marts.retention_audience").fetchone()
     if audience:
         assert 0.1 < controls / audience < 0.3
+
+
+def _mlflow_get(url: str, auth: tuple[str, str] | None = None) -> tuple[int, bytes]:
+    headers = {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()} if auth else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_mlflow_rest_and_ui_need_the_login(live_services):
+    """MLflow's basic-auth login guards the registry API and the UI; behind it the server reads the
+    store the pipeline wrote directly (the REST run above registered the 60-day model)."""
+    airflow, url = live_services.airflow, live_services.mlflow_url
+    search = f"{url}/api/2.0/mlflow/registered-models/search"
+    assert _mlflow_get(search)[0] == 401
+    assert _mlflow_get(search, (airflow.user, airflow.password + "x"))[0] == 401
+    assert _mlflow_get(f"{url}/")[0] == 401
+    status, body = _mlflow_get(search, (airflow.user, airflow.password))
+    assert status == 200, body[:300]
+    names = {model["name"] for model in json.loads(body).get("registered_models", [])}
+    assert "churnwatch_churn_60d" in names, f"registered models seen through the server: {sorted(names)}"
+    assert _mlflow_get(f"{url}/", (airflow.user, airflow.password))[0] == 200
 
 
 def test_browser_login_trigger_form_and_successful_run(live_airflow):
