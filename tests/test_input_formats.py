@@ -54,8 +54,9 @@ def _orders(raw: Path, timestamps: list[str], amounts: list[str] | None = None, 
     return _write_csv(raw / name, ORDERS_HEADER, rows)
 
 
-def _readme_formats() -> dict[str, list[str]]:
-    """The README's accepted-formats table: row name (before any '(') → the backticked examples it accepts."""
+def _readme_formats(column: int = 1) -> dict[str, list[str]]:
+    """The README's accepted-formats table: row name (before any '(') → the backticked examples in
+    ``column`` (1: accepted, 2: otherwise)."""
     text = README.read_text(encoding="utf-8")
     section = text.split("### Accepted formats", 1)
     assert len(section) == 2, "README has no '### Accepted formats' table"
@@ -67,13 +68,13 @@ def _readme_formats() -> dict[str, list[str]]:
             continue
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         key = cells[0].split(" (")[0]
-        if key and len(cells) >= 2:
-            table[key] = [e.replace("\\|", "|") for e in re.findall(r"`([^`]+)`", cells[1])]
+        if key and len(cells) > column:
+            table[key] = [e.replace("\\|", "|") for e in re.findall(r"`([^`]+)`", cells[column])]
     return table
 
 
-def _examples(row: str) -> list[str]:
-    examples = _readme_formats().get(row)
+def _examples(row: str, column: int = 1) -> list[str]:
+    examples = _readme_formats(column).get(row)
     assert examples, f"README accepted-formats table has no examples for {row!r}"
     return examples
 
@@ -110,17 +111,31 @@ def test_documented_numbers_are_read(tmp_path):
     assert [staged[f"O{i:03d}"] for i in range(len(examples))] == [float(e) for e in examples]
 
 
+def test_documented_non_numbers_are_quarantined_with_their_value(tmp_path):
+    """The table's "otherwise" numbers: each a row fault whose quarantine row keeps the value."""
+    examples = _examples("numbers", column=2)
+    assert "1234,5" in examples, examples
+    raw = tmp_path / "raw"
+    _write_csv(raw / "orders.csv", ORDERS_HEADER, [["O000", "C1", "2025-12-31", "5"]] + [
+        [f"O{i + 1:03d}", "C1", "2025-12-31", '"' + e + '"'] for i, e in enumerate(examples)])
+    report = _ingest(tmp_path, raw, max_bad_row_share=0.9).sources["orders"]
+    assert report.rows_staged == 1 and report.rows_quarantined == len(examples), report
+    assert sorted(r[0] for r in _query(tmp_path, "select source_values->>'amount' from quarantine.orders")) == sorted(examples)
+
+
 def test_documented_whole_numbers_are_read_and_fractions_are_not(tmp_path):
     """``4.0`` is 4, ``4.5`` is a row fault (a plain cast would have rounded it to 5)."""
     raw = tmp_path / "raw"
     _orders(raw, ["2025-12-31"])
     examples = _examples("whole numbers")
-    ratings = examples + ["4.5", "four"]
+    rejected = _examples("whole numbers", column=2)
+    assert "4.5" in rejected, rejected  # a plain cast would have staged it as 5
+    ratings = examples + rejected
     _write_csv(raw / "reviews.csv", ["customer_id", "review_ts", "rating"],
                [[f"C{i}", "2025-12-01", r] for i, r in enumerate(ratings)])
     report = _ingest(tmp_path, raw, max_bad_row_share=0.9).sources["reviews"]
     assert report.rows_staged == len(examples)
-    assert report.reasons == {"rating: not a valid integer (expected a whole number, e.g. 4)": 2}
+    assert report.reasons == {"rating: not a valid integer (expected a whole number, e.g. 4)": len(rejected)}
     staged = dict(_query(tmp_path, "select customer_id, rating from raw.reviews"))
     assert [staged[f"C{i}"] for i in range(len(examples))] == [int(float(e)) for e in examples]
 
