@@ -55,8 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--campaign-budget", type=float, default=None)
     r.add_argument("--control-share", type=float, default=None)
 
-    s = sub.add_parser("summary", help="print a short summary of the latest publication")
+    s = sub.add_parser("summary", help="print a short summary of the latest publication of one horizon")
     s.add_argument("--warehouse", type=Path, default=None)
+    s.add_argument("--horizon-days", type=int, default=None,
+                   help="the horizon to summarise (default: the horizon of the latest run)")
+
+    q = sub.add_parser("sql", help="query the analyst catalog read-only (SQL from the arguments, or stdin)")
+    q.add_argument("--warehouse", type=Path, default=None)
+    q.add_argument("--max-rows", type=int, default=100, help="rows shown per result (default 100)")
+    q.add_argument("query", nargs="*", help="SQL statements; none or '-': read them from stdin")
 
     for name, help_ in (
         ("ingest", "load raw exports into DuckDB raw.* (bad rows to quarantine.*)"),
@@ -131,7 +138,13 @@ def dispatch(args) -> object:
     if args.command == "summary":
         from ml.summary import summarise
 
-        print(summarise(settings))
+        print(summarise(settings, horizon_days=args.horizon_days))
+        return None
+    if args.command == "sql":
+        from ml.catalog import run_sql
+
+        text = " ".join(args.query)
+        run_sql(settings.analytics_path, sys.stdin.read() if text in ("", "-") else text, max_rows=args.max_rows)
         return None
     if args.command == "ingest":
         from ml.ingest import ingest

@@ -12,6 +12,8 @@ the measured campaign results and the risk alerts, each partitioned by (as_of_da
 so every run adds a partition and history stays queryable for trends; the model performance and
 the offer catalog as one current snapshot each. The catalog's ``marts._tables`` lists the rows
 every view must show. The same publish writes the run's CRM export (``ml/export.py``).
+The views name their files relative to the catalog's folder, so the warehouse can be copied or
+moved whole; ``ml/catalog.py`` opens it from any working directory.
 
 A failed or killed publish changes nothing visible: new files are unreferenced until the swap.
 """
@@ -117,20 +119,28 @@ def build_catalog(settings: Settings, tables: dict[str, dict[str, str]],
                   rows: dict[str, dict[str, int | None]] | None = None) -> Path:
     """A fresh analytics.duckdb (views over the listed files) beside the live one.
 
-    ``marts._tables`` lists each view with the rows it must show, so a reader can check that
-    what it sees is one complete snapshot.
+    The views name their files relative to the catalog's folder (``published/…``), never by an
+    absolute path, so a copied or moved warehouse keeps working: readers resolve them with
+    ``file_search_path`` set to that folder (``ml/catalog.py``), or from inside it.
+    ``marts._catalog`` records the run that published this catalog (its as-of date and horizon:
+    "the latest run" for the summary and the README's queries); ``marts._tables`` lists each view
+    with the rows it must show, so a reader can check that what it sees is one complete snapshot.
     """
     tmp = settings.analytics_path.with_name(f".analytics.{uuid.uuid4().hex}.duckdb")
-    con = duckdb.connect(str(tmp))
+    base = settings.published_dir.relative_to(settings.analytics_path.parent)
+    # views are bound when created: the files must resolve from the catalog's folder here too
+    con = duckdb.connect(str(tmp), config={"file_search_path": str(settings.analytics_path.parent)})
     try:
         con.execute("create schema marts")
         for name, parts in sorted(tables.items()):
-            files = [str(settings.published_dir / rel) for _, rel in sorted(parts.items())]
+            files = [(base / rel).as_posix() for _, rel in sorted(parts.items())]
             listing = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
             con.execute(f"create view marts.{name} as select * from read_parquet({listing}, union_by_name = true)")
         con.execute(
-            "create table marts._catalog as select ?::timestamp as published_at, ?::varchar as manifest",
-            [dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), json.dumps(tables, sort_keys=True)],
+            "create table marts._catalog as select ?::timestamp as published_at, ?::varchar as manifest, "
+            "?::date as as_of_date, ?::integer as horizon_days, ?::varchar as files_relative_to",
+            [dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), json.dumps(tables, sort_keys=True),
+             settings.as_of, settings.horizon_days, "the folder holding analytics.duckdb"],
         )
         rows = rows or {}
         con.execute("create table marts._tables (table_name varchar, partitions integer, expected_rows bigint)")

@@ -464,7 +464,9 @@ def test_run_killed_while_scoring_leaves_the_publication_intact(baseline, tmp_pa
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert fingerprint(warehouse) == baseline.published
-    con = duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True)
+    from ml.catalog import connect_catalog  # views name files relative to the catalog
+
+    con = connect_catalog(warehouse / "analytics.duckdb")
     assert con.execute("select count(*) from marts.churn_scores").fetchone()[0] > 0
     con.close()
 

@@ -18,7 +18,9 @@ CONTRACT_COLUMNS = [
 
 
 def _analytics(warehouse):
-    return duckdb.connect(str(warehouse / "analytics.duckdb"), read_only=True)
+    from ml.catalog import connect_catalog  # views name files relative to the catalog
+
+    return connect_catalog(warehouse / "analytics.duckdb")
 
 
 def test_published_scores_follow_the_contract(pipeline_s, shop_s):

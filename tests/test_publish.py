@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ml.catalog import connect_catalog
 from ml.publish import KEEP_MANIFESTS, publish, read_manifest
 from ml.retention import campaign_id_for
 from ml.settings import Settings
@@ -73,7 +74,7 @@ path, stop, ready, out = sys.argv[1:5]
 reads, errors, seen, problems = 0, 0, [], []
 while not os.path.exists(stop):
     try:
-        con = duckdb.connect(path, read_only=True)
+        con = duckdb.connect(path, read_only=True, config={"file_search_path": os.path.dirname(path)})
         try:
             expected = dict(con.execute("select table_name, expected_rows from marts._tables").fetchall())
             n, tags, tag = con.execute(
@@ -137,7 +138,7 @@ def test_history_is_kept_per_as_of_date_and_a_rerun_replaces_its_partition(setti
     _fill(settings, 1300, "c")  # rerun of the latest as-of date
     publish(settings)
 
-    con = duckdb.connect(str(settings.analytics_path), read_only=True)
+    con = connect_catalog(settings.analytics_path)
     counts = dict(con.execute("select as_of_date, count(*) from marts.churn_scores group by 1").fetchall())
     tags = dict(con.execute("select as_of_date, any_value(run_id) from marts.churn_scores group by 1").fetchall())
     assert counts == {earlier: 1000, AS_OF: 1300} and tags == {earlier: "a", AS_OF: "c"}
@@ -182,6 +183,6 @@ def test_a_failed_publish_changes_nothing_visible(settings, monkeypatch):
         publish(settings)
     assert settings.analytics_path.read_bytes() == before
     assert read_manifest(settings) == manifest_before
-    con = duckdb.connect(str(settings.analytics_path), read_only=True)
+    con = connect_catalog(settings.analytics_path)
     assert con.execute("select count(*), any_value(run_id) from marts.churn_scores").fetchall() == [(800, "good")]
     assert not [p for p in settings.warehouse.iterdir() if p.name.startswith(".analytics.")]

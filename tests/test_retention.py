@@ -299,7 +299,9 @@ def campaign(settings):
 
 
 def _analytics(settings):
-    return duckdb.connect(str(settings.analytics_path), read_only=True)
+    from ml.catalog import connect_catalog  # views name files relative to the catalog
+
+    return connect_catalog(settings.analytics_path)
 
 
 def _published(settings) -> dict[str, list]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import pytest
 
 from conftest import END_DATE, HORIZON
@@ -17,7 +16,9 @@ RESULTS_CONTRACT = ["campaign_id", "group", "customers", "retained", "retention_
 
 
 def test_the_pipeline_publishes_the_retention_contract(pipeline_s):
-    con = duckdb.connect(str(pipeline_s / "analytics.duckdb"), read_only=True)
+    from ml.catalog import connect_catalog  # views name files relative to the catalog
+
+    con = connect_catalog(pipeline_s / "analytics.duckdb")
     views = {r[0] for r in con.execute(
         "select table_name from information_schema.tables where table_schema = 'marts'").fetchall()}
     assert {"retention_audience", "campaign_results", "risk_alerts", "customer_segments", "offer_catalog"} <= views
