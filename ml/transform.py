@@ -128,13 +128,15 @@ def _node_timings(run_result, resource_type: str = "model") -> dict[str, float]:
     return out
 
 
-def _tested_vars(settings: Settings, full_refresh: bool) -> dict:
+def _tested_vars(settings: Settings, full_refresh: bool, rebuilt_from: dt.date | None = None) -> dict:
     """dbt vars that scope the data tests to what this run builds.
 
     After a successful build, the feature layer's cutoffs and the newest rows of the daily
     tables are recorded beside the warehouse; rows at those cutoffs (append-only, never
     rewritten) and daily rows up to that date (re-read only after it) are not tested again.
-    A full refresh, a missing record or a missing table tests everything.
+    A full refresh, a missing record or a missing table tests everything; daily rows rebuilt
+    from ``rebuilt_from`` on (a re-export changed them, see ``ml.rebuild``) are tested again,
+    and so are rebuilt cutoffs (deleted before this runs, so no longer present).
     """
     marker = settings.warehouse / "dbt" / TESTED_MARKER
     if full_refresh or not marker.exists() or not settings.db_path.exists():
@@ -151,7 +153,10 @@ def _tested_vars(settings: Settings, full_refresh: bool) -> dict:
     finally:
         con.close()
     cutoffs = sorted(present & set(recorded.get("cutoffs", [])))
-    out = {"tested_through_date": recorded["through_date"]} if recorded.get("through_date") else {}
+    through = recorded.get("through_date")
+    if through and rebuilt_from is not None:
+        through = min(dt.date.fromisoformat(through), rebuilt_from - dt.timedelta(days=1)).isoformat()
+    out = {"tested_through_date": through} if through else {}
     if cutoffs:
         out["tested_cutoffs"] = ", ".join(f"date '{c}'" for c in cutoffs)
     return out
@@ -176,12 +181,20 @@ def build_features(settings: Settings, full_refresh: bool = False) -> dict:
 
     Incremental by default: cutoffs already in the marts are kept and only new days of
     activity are aggregated; data tests check what this run built (see ``_tested_vars``).
-    Returns row counts and timings.
+    When the inputs of built cutoffs changed since they were built (a re-export rewrote past
+    days, or the feature SQL changed), ``ml.rebuild`` first deletes what depends on them, or
+    asks for a full refresh, and logs one line saying what and why; after a successful build
+    it records the inputs. Returns row counts, timings and that line (``rebuilt``).
     """
     import duckdb
 
+    from ml import rebuild
+
+    plan = rebuild.prepare(settings, full_refresh)
+    full_refresh = full_refresh or plan.full_refresh
+    tested = _tested_vars(settings, full_refresh, plan.rebuilt_from)
     command = ["build", "--select", FEATURE_SELECTOR,
-               "--vars", json.dumps({**dbt_vars(settings), **_tested_vars(settings, full_refresh)})]
+               "--vars", json.dumps({**dbt_vars(settings), **tested})]
     if full_refresh:
         command.append("--full-refresh")
     started = time.perf_counter()
@@ -201,6 +214,7 @@ def build_features(settings: Settings, full_refresh: bool = False) -> dict:
         _record_tested(settings, con)
     finally:
         con.close()
+    rebuild.record(settings)
     return {
         "seconds": round(seconds, 3),
         "rows": rows,
@@ -209,4 +223,5 @@ def build_features(settings: Settings, full_refresh: bool = False) -> dict:
         "model_seconds": _node_timings(run_result),
         "test_seconds": _node_timings(run_result, "test"),
         "full_refresh": full_refresh,
+        "rebuilt": plan.line,
     }
