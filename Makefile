@@ -46,7 +46,7 @@ $(SECRETS):
 demo: setup ## generate a shop and run the whole pipeline through Airflow, then summarise
 	@$(WITH_SECRETS) && $(BIN)/churnwatch generate --customers $(DEMO_CUSTOMERS) --seed 7 \
 	    --end-date $(DEMO_END_DATE) --out $(DEMO_RAW) > /dev/null
-	@$(WITH_SECRETS) && time $(BIN)/churnwatch run --raw-dir $(DEMO_RAW) --warehouse $(DEMO_WAREHOUSE) --retrain
+	@$(WITH_SECRETS) && $(BIN)/churnwatch run --raw-dir $(DEMO_RAW) --warehouse $(DEMO_WAREHOUSE) --retrain
 	@$(WITH_SECRETS) && $(BIN)/churnwatch summary --warehouse $(DEMO_WAREHOUSE)
 
 test: setup ## run the whole test suite (real Airflow, dbt, GX, LightGBM, MLflow)

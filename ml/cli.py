@@ -118,10 +118,9 @@ def dispatch(args) -> object:
         return generate(args.out, customers=args.customers, seed=args.seed, end_date=args.end_date,
                         truth_as_of=args.truth_as_of, horizon_days=args.horizon_days, fmt=args.format)
     if args.command == "run":
-        from ml.orchestrate import run_dag
+        from ml.orchestrate import check_raw_dir, duration, run_dag
 
-        if settings.raw_dir is None:
-            raise SystemExit("churnwatch run: --raw-dir is required")
+        check_raw_dir(settings.raw_dir)  # at once, not after Airflow's start-up
         conf = {
             "raw_dir": str(settings.raw_dir),
             "warehouse": str(settings.warehouse),
@@ -131,10 +130,12 @@ def dispatch(args) -> object:
             "campaign_budget": settings.campaign_budget,
             "control_share": settings.control_share,
         }
-        code = run_dag(settings, "churn_pipeline", conf)
-        if code != 0:
-            raise SystemExit(code)
-        return {"status": "success", "analytics": str(settings.analytics_path)}
+        outcome = run_dag(settings, "churn_pipeline", conf)
+        if not outcome.ok:  # the one line in plain words, and where the whole story is
+            print(f"churnwatch run: error: {outcome.error}\nfull log: {outcome.log_path}", file=sys.stderr)
+            raise SystemExit(1)
+        print(f"churnwatch run: done in {duration(outcome.seconds)}; analyst catalog: {settings.analytics_path}")
+        return None
     if args.command == "summary":
         from ml.summary import summarise
 

@@ -11,9 +11,12 @@ Conventions every task follows:
   env); every later task takes it and returns it, so dependencies follow the data;
 - every task touches the warehouse's DuckDB file, which allows one writer at a time, so they all
   run in the one-slot pool ``duckdb_writer`` (``make up`` and the e2e tests create it);
-- transient faults are retried with exponential backoff; a data-quality fault (a failed gate, a
-  bad batch) raises ``AirflowFailException``: no retry, the run stops, nothing is published;
-- a failed task appends one alert line to ``<warehouse>/alerts/alerts.jsonl`` and logs it.
+- transient faults are retried with exponential backoff; a fault a person must fix (a failed gate,
+  a bad batch, any ``ml.errors.InputError`` such as a history too short for the horizon) raises
+  ``AirflowFailException`` with the plain message: no retry, the run stops, nothing is published;
+- a failed task appends one alert line to ``<warehouse>/alerts/alerts.jsonl`` and logs it;
+- under ``churnwatch run`` every task start, end, retry and failure is appended to the run's
+  progress file (``ml.orchestrate.PROGRESS_ENV``), which the command shows as one line per stage.
 
 Nothing heavy is imported here at module level: DAG files import this module at parse time.
 """
@@ -24,12 +27,13 @@ import datetime as dt
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from airflow.sdk import Param, get_current_context, task
 
 from ml.assets import ANALYST_CATALOG, CHAMPION_MODEL, CUSTOMER_FEATURES, RAW_LAYER
-from ml.orchestrate import MANIFEST_PATH
+from ml.orchestrate import MANIFEST_PATH, PROGRESS_ENV
 from ml.settings import REPO_ROOT
 
 log = logging.getLogger("churnwatch.airflow")
@@ -84,7 +88,7 @@ def record_alert(context) -> None:
     """Failure callback: one JSON line in ``<warehouse>/alerts/alerts.jsonl`` and one clear log line."""
     ti = context.get("ti") or context.get("task_instance")
     exc = context.get("exception")
-    message = (str(exc).strip().splitlines() or [type(exc).__name__])[0] if exc is not None else "task failed"
+    message = plain_message(exc) if exc is not None else "task failed"
     alert = {
         "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "dag_id": getattr(ti, "dag_id", None),
@@ -92,8 +96,10 @@ def record_alert(context) -> None:
         "run_id": getattr(ti, "run_id", None) or context.get("run_id"),
         "try_number": getattr(ti, "try_number", None),
         "kind": "data_quality" if _is_data_fault(exc) else "error",
-        "error": f"{type(exc).__name__}: {message}" if exc is not None else message,
+        "error": message,  # plain words: what the operator reads; the class is kept apart for diagnosis
+        "exception": _root_cause_name(exc),
     }
+    _progress("failed", context, error=message, kind=alert["kind"])
     log.error("CHURNWATCH ALERT %s.%s failed (%s): %s", alert["dag_id"], alert["task_id"], alert["kind"], alert["error"])
     try:
         from ml.settings import settings_from_params
@@ -107,27 +113,102 @@ def record_alert(context) -> None:
         log.error("could not record the alert: %s", write_error)
 
 
+def plain_message(exc: BaseException) -> str:
+    """The first line of an error's message, without class names: what a person reads."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _root_cause_name(exc: BaseException | None) -> str | None:
+    """The class of the error that started it all (the one under AirflowFailException)."""
+    while exc is not None and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return type(exc).__name__ if exc is not None else None
+
+
 def _is_data_fault(exc: BaseException | None) -> bool:
+    """A fault in the input, which a retry cannot cure: ``InputError``, a failed gate, a bad batch."""
     if exc is None:
         return False
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if exc.__cause__ is not None:
-        names |= {cls.__name__ for cls in type(exc.__cause__).__mro__}
-    return bool(names & {"QualityGateError", "BatchError"})
+    from ml.errors import InputError
+
+    chain = [exc] + ([exc.__cause__] if exc.__cause__ is not None else [])
+    names = {cls.__name__ for e in chain for cls in type(e).__mro__}
+    return any(isinstance(e, InputError) for e in chain) or bool(names & {"QualityGateError", "BatchError"})
 
 
 @contextlib.contextmanager
 def data_faults_fail_fast():
-    """Turn a data-quality fault into AirflowFailException: retrying bad data cannot fix it."""
+    """Turn a fault in the input into AirflowFailException (no retry: bad data stays bad), with
+    the plain first line of its message; the full error stays chained for the task log."""
     try:
         yield
     except Exception as exc:
         if _is_data_fault(exc):
             from airflow.sdk.exceptions import AirflowFailException
 
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise AirflowFailException(f"{type(exc).__name__}: {first}") from exc
+            raise AirflowFailException(plain_message(exc)) from exc
         raise
+
+
+# ---- progress for `churnwatch run` ---------------------------------------------------------------
+
+def _progress(event: str, context, **fields) -> None:
+    """Append one JSON line to the run's progress file; a no-op outside ``churnwatch run``."""
+    path = os.environ.get(PROGRESS_ENV)
+    if not path:
+        return
+    ti = context.get("ti") or context.get("task_instance")
+    line = {"event": event, "task_id": getattr(ti, "task_id", None), "try_number": getattr(ti, "try_number", None),
+            "at": time.time(), **fields}
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, default=str) + "\n")
+    except OSError as error:  # progress is a courtesy: it must never fail a task
+        log.warning("could not record progress: %s", error)
+
+
+def progress_note(task_id: str, value) -> str:
+    """A few words on what a task produced, read from its return value (the run dict)."""
+    if not isinstance(value, dict):
+        return ""
+    if task_id == "ingest" and isinstance(value.get("ingested"), dict):
+        staged = sum(int(s.get("rows_staged", 0)) for s in value["ingested"].values())
+        bad = sum(int(s.get("rows_quarantined", 0)) for s in value["ingested"].values())
+        return f"{staged:,} rows" + (f", {bad:,} quarantined" if bad else "")
+    if task_id.startswith("validate_"):
+        return "passed"
+    if task_id.startswith("train") and value.get("training"):
+        training = value["training"]
+        if isinstance(training, dict):
+            return f"model v{training.get('model_version')}: {training.get('decision', '')}".strip()
+        return str(training)
+    if task_id == "score" and isinstance(value.get("scored"), dict):
+        return f"{int(value['scored'].get('rows', 0)):,} customers"
+    if task_id == "decide_retention" and isinstance(value.get("campaign"), dict):
+        campaign = value["campaign"]
+        return f"{int(campaign.get('audience', 0)):,} in the audience ({int(campaign.get('control', 0)):,} control)"
+    if task_id == "publish":
+        export = value.get("crm_export") or {}
+        return f"{len(value.get('tables', []))} tables" + (f", CRM export {int(export['rows']):,} rows" if "rows" in export else "")
+    return ""
+
+
+def progress_started(context) -> None:
+    _progress("started", context)
+
+
+def progress_finished(context) -> None:
+    ti = context.get("ti") or context.get("task_instance")
+    try:
+        note = progress_note(ti.task_id, ti.xcom_pull(task_ids=ti.task_id))
+    except Exception:  # a note is optional; the task has succeeded
+        note = ""
+    _progress("finished", context, note=note)
+
+
+def progress_retrying(context) -> None:
+    exc = context.get("exception")
+    _progress("retrying", context, error=plain_message(exc) if exc is not None else "")
 
 
 DEFAULT_ARGS = {
@@ -138,6 +219,9 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=10),
     "on_failure_callback": record_alert,
+    "on_execute_callback": progress_started,
+    "on_success_callback": progress_finished,
+    "on_retry_callback": progress_retrying,
 }
 TAGS = ["churnwatch"]
 

@@ -5,18 +5,33 @@ same DAG file with the same params. Airflow reads its configuration from the env
 import time, hence the two halves: ``airflow_env`` prepares a child environment (an embedded
 SQLite Airflow under the warehouse unless ``AIRFLOW_HOME`` is set), and ``main`` — run in that
 child — migrates the metadata DB once and calls ``dag.test(run_conf=...)``.
+
+What a person sees is kept apart from what Airflow says: the child writes its whole output to
+``<warehouse>/logs/run-<UTC time>.log``, the tasks append their start, end, retry and failure to
+a progress file beside it (``ml.dag_tasks``, through ``PROGRESS_ENV``), and ``run_dag`` follows
+both and prints one line per finished stage (stage, seconds, rows), a progress bar of dbt's nodes
+on a terminal, and at a failure the task's plain message and the log's path.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
+from ml.errors import InputError
 from ml.settings import REPO_ROOT, Settings
 
 DAGS_FOLDER = REPO_ROOT / "dags"
+PROGRESS_ENV = "CHURNWATCH_RUN_PROGRESS"  # the progress file the tasks of this run append to
+KEEP_RUN_LOGS = 30  # newest run logs kept under <warehouse>/logs
+
 # the compiled dbt manifest Cosmos renders the dbt task groups from (gitignored, like all of target/)
 MANIFEST_PATH = Path(os.environ.get("CHURNWATCH_DBT_MANIFEST", REPO_ROOT / "dbt_project" / "target" / "cosmos_manifest.json"))
 _DBT_SOURCES = ("models", "macros", "seeds", "snapshots", "tests", "analyses", "dbt_project.yml", "profiles.yml")
@@ -83,12 +98,175 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_dag(settings: Settings, dag_id: str, conf: dict) -> int:
-    """Run ``dag_id`` to completion in a child process; returns its exit code (0 = success)."""
+def check_raw_dir(raw_dir: Path | None) -> None:
+    """Refuse at once a raw folder that is missing or holds no orders (the one required source),
+    before Airflow spends its start-up on a run that cannot succeed."""
+    from ml.contract import SOURCES
+    from ml.ingest import find_source_files
+
+    if raw_dir is None:
+        raise InputError("--raw-dir is required: the folder with the shop's exports (orders.csv or orders.parquet at least)")
+    if not Path(raw_dir).is_dir():
+        raise InputError(f"--raw-dir {raw_dir}: no such folder")
+    for name, source in SOURCES.items():
+        if source.required and not find_source_files(Path(raw_dir), name):
+            raise InputError(f"--raw-dir {raw_dir}: the required source '{name}' is missing "
+                             f"(expected {name}.csv, {name}.parquet or a folder {name}/)")
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    ok: bool
+    log_path: Path
+    seconds: float
+    error: str | None = None  # plain words: the first failed task's message
+
+
+def run_dag(settings: Settings, dag_id: str, conf: dict, out: TextIO | None = None) -> RunOutcome:
+    """Run ``dag_id`` to completion in a child process whose whole output goes to a log file under
+    the warehouse, printing one line per finished stage to ``out``."""
+    out = out or sys.stdout
     env = airflow_env(settings)
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    log_dir = settings.warehouse / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    log_path, progress_path = log_dir / f"run-{stamp}.log", log_dir / f"run-{stamp}.progress.jsonl"
+    progress_path.touch()
+    env[PROGRESS_ENV] = str(progress_path)
+    _prune_run_logs(log_dir)
     cmd = [sys.executable, "-m", "ml.orchestrate", dag_id, json.dumps(conf, default=str)]
-    return subprocess.run(cmd, env=env, cwd=REPO_ROOT).returncode
+    print(f"churnwatch run: {dag_id}, horizon {conf.get('horizon_days')} days, as of "
+          f"{conf.get('as_of_date') or 'the last order date'}; full log: {log_path}", file=out, flush=True)
+    started = time.monotonic()
+    with open(log_path, "wb") as log_file:
+        child = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+        view = ProgressView(log_path, progress_path, out, started)
+        try:
+            while child.poll() is None:
+                view.follow()
+                time.sleep(0.25)
+        except KeyboardInterrupt:  # the child got the same signal: let it stop, then stop too
+            child.wait()
+            raise
+        view.follow()
+    view.close()
+    seconds = time.monotonic() - started
+    if child.returncode == 0:
+        return RunOutcome(True, log_path, seconds)
+    error = view.first_error or view.child_error or _last_line(log_path) or f"Airflow exited with code {child.returncode}"
+    return RunOutcome(False, log_path, seconds, error)
+
+
+def duration(seconds: float) -> str:
+    """``8.2 s``, ``2 min 24 s``: how long, as a person says it."""
+    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {int(seconds % 60)} s"
+
+
+# dbt's per-node result lines: "07:34:57  12 of 69 OK created sql table model ..." (START: not done yet)
+_DBT_NODE = re.compile(r"^\d\d:\d\d:\d\d\s+(\d+) of (\d+) (\S+)")
+
+
+class ProgressView:
+    """Follows the run's progress file and log; prints one line per finished stage and, on a
+    terminal, a live bar of the running stage (dbt nodes done out of all, else elapsed time)."""
+
+    def __init__(self, log_path: Path, progress_path: Path, out: TextIO, started: float):
+        self.log, self.progress = open(log_path, "rb"), open(progress_path, "rb")
+        self.out, self.started = out, started
+        self.tty = hasattr(out, "isatty") and out.isatty()
+        self.stage: str | None = None
+        self.stage_started = started
+        self.dbt_done, self.dbt_total = 0, 0
+        self.bar = None
+        self.first_error: str | None = None
+        self.child_error: str | None = None
+        self._partial = {id(self.log): b"", id(self.progress): b""}
+
+    def follow(self) -> None:
+        for event in map(json.loads, self._new_lines(self.progress)):
+            self._on_event(event)
+        for line in self._new_lines(self.log):
+            match = _DBT_NODE.match(line)
+            if match and self.stage and match.group(3) != "START":
+                self.dbt_done, self.dbt_total = self.dbt_done + 1, int(match.group(2))
+                self._update_bar()
+
+    def _new_lines(self, fh) -> list[str]:
+        data = self._partial[id(fh)] + fh.read()
+        *lines, self._partial[id(fh)] = data.split(b"\n")
+        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines if line.strip()]
+
+    def _on_event(self, event: dict) -> None:
+        kind, task, now = event.get("event"), event.get("task_id"), time.monotonic()
+        if kind == "airflow_ready":
+            self._line("airflow start-up", now - self.started, "")
+        elif kind == "started":
+            self.stage, self.stage_started, self.dbt_done, self.dbt_total = task, now, 0, 0
+            self._update_bar()
+        elif kind == "finished":
+            note = event.get("note") or (f"{self.dbt_done}/{self.dbt_total} dbt models and tests" if self.dbt_total else "")
+            self._line(task, now - self.stage_started, note)
+            self.stage = None
+        elif kind == "retrying":
+            self._line(task, now - self.stage_started, f"failed (try {event.get('try_number')}), will retry: {event.get('error')}")
+            self.stage = None
+        elif kind == "failed":
+            self._line(task, now - self.stage_started, "FAILED")
+            self.first_error = self.first_error or event.get("error")
+            self.stage = None
+        elif kind == "dag_end" and event.get("error"):
+            self.child_error = event["error"]
+
+    def _update_bar(self) -> None:
+        if not self.tty:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None or self.bar.desc != self.stage:
+            self._close_bar()
+            self.bar = tqdm(desc=self.stage, total=self.dbt_total or None, file=self.out, leave=False,
+                            unit=" dbt nodes" if self.dbt_total else "", dynamic_ncols=True,
+                            bar_format=None if self.dbt_total else "  {desc} {elapsed}")
+        if self.dbt_total and self.bar.total != self.dbt_total:
+            self.bar.reset(total=self.dbt_total)
+        if self.dbt_total:
+            self.bar.n = self.dbt_done
+        self.bar.refresh()
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _line(self, stage: str, seconds: float, note: str) -> None:
+        self._close_bar()
+        print(f"  {stage:<20} {duration(seconds):>10}  {note}".rstrip(), file=self.out, flush=True)
+
+    def close(self) -> None:
+        self._close_bar()
+        self.log.close()
+        self.progress.close()
+
+
+def _last_line(path: Path) -> str | None:
+    lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
+
+
+def _prune_run_logs(log_dir: Path) -> None:
+    """Keep the newest ``KEEP_RUN_LOGS`` run logs (and their progress files)."""
+    for old in sorted(log_dir.glob("run-*.log"))[:-KEEP_RUN_LOGS or None]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".progress.jsonl").unlink(missing_ok=True)
+
+
+def _progress(event: str, **fields) -> None:
+    """Append one line to the run's progress file (the parent shows it); a no-op without one."""
+    path = os.environ.get(PROGRESS_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"event": event, "at": time.time(), **fields}, default=str) + "\n")
 
 
 def _ensure_metadata_db() -> None:
@@ -113,16 +291,23 @@ def main(argv: list[str]) -> int:
     if bag.import_errors:
         for path, err in bag.import_errors.items():
             print(f"DAG import error in {path}: {err.strip().splitlines()[-1]}", file=sys.stderr)
+        path, err = next(iter(bag.import_errors.items()))
+        _progress("dag_end", state="import_error", error=f"the DAG file {path} does not import: {err.strip().splitlines()[-1]}")
         return 2
     dag = bag.dags[dag_id]
+    _progress("airflow_ready")
     run = dag.test(run_conf=conf)
     state = str(getattr(run, "state", "unknown"))
     failed = [ti.task_id for ti in run.get_task_instances() if str(ti.state) not in ("success", "skipped")] if run else []
     print(f"churnwatch: DAG {dag_id} finished with state {state}" + (f"; not successful: {', '.join(failed)}" if failed else ""))
     if state.endswith("success"):
+        _progress("dag_end", state=state)
         return 0
-    for alert in _alerts_for(conf, getattr(run, "run_id", None))[:1]:  # the first failure is the cause
+    alerts = _alerts_for(conf, getattr(run, "run_id", None))[:1]  # the first failure is the cause
+    for alert in alerts:
         print(f"churnwatch: error: {alert['task_id']}: {alert['error']}", file=sys.stderr)
+    _progress("dag_end", state=state, failed=failed,
+              error=alerts[0]["error"] if alerts else f"the run ended {state}; not successful: {', '.join(failed) or 'none'}")
     return 1
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+# GX logs 200+ "Skipping registering function …" lines at INFO while it imports: chatter, not news
+logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
 
 SAMPLE_ROWS = 5  # offending rows shown per failed expectation
 

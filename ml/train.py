@@ -36,6 +36,7 @@ import pandas as pd
 from ml import plots, registry
 from ml.baselines import btyd_inputs, fit_baselines, fit_bgnbd
 from ml.calibration import fit_calibrator
+from ml.errors import HistoryTooShort
 from ml.metrics import auc, classification_report, pr_auc, segment_auc
 from ml.model import CALENDAR_FEATURES, ChurnModel, FeatureSpec, Scorer, feature_columns
 from ml.model_card import render_model_card
@@ -267,7 +268,7 @@ def read_examples(settings: Settings, batch_rows: int = 500_000) -> Examples:
         total = {pd.Timestamp(c).date(): int(k) for c, k in
                  con.execute(f"select as_of_date, count(*) from ({sql}) group by 1", params).fetchall()}
         if not total:
-            raise RuntimeError("marts.training_examples is empty: not enough history before the as-of date")
+            raise HistoryTooShort("marts.training_examples is empty: not enough history before the as-of date")
         spec = feature_spec(con, sql, params)
         segments = [c for c, levels in spec.categories.items() if len(levels) <= MAX_SEGMENT_LEVELS]
         cut, origin_cut, where, extra, n = None, None, "", [], sum(total.values())
@@ -366,11 +367,47 @@ class Split:
                 "full": [str(c) for c in self.full], "is_honest": self.is_honest}
 
 
+def training_cutoffs(as_of: dt.date, horizon_days: int, step_days: int, anchor: dt.date | None, n: int) -> list[dt.date]:
+    """The full-label training cutoffs, latest first: dbt's ``training_cutoff_dates`` macro, in Python."""
+    latest = as_of - dt.timedelta(days=horizon_days)
+    if anchor is not None:
+        latest -= dt.timedelta(days=(latest - anchor).days % step_days)
+    return [latest - dt.timedelta(days=k * step_days) for k in range(n)]
+
+
+def require_training_history(settings: Settings) -> None:
+    """Stop at once, saying what the horizon needs and what was found, when the orders cannot give
+    the two full-label training cutoffs a time split needs (dbt drops cutoffs before the first
+    order). Raised before any data is read; the error is the user's to fix, so it is not retried."""
+    import yaml
+
+    if settings.as_of is None:
+        return
+    anchor = (yaml.safe_load((settings.dbt_project_dir / "dbt_project.yml").read_text()).get("vars") or {}).get("cutoff_grid_anchor")
+    anchor = dt.date.fromisoformat(str(anchor)[:10]) if anchor not in (None, "", "None", "null") else None
+    step, horizon, as_of = int(settings.cutoff_step_days), int(settings.horizon_days), settings.as_of
+    needed = lambda h: training_cutoffs(as_of, h, step, anchor, 2)[-1]  # noqa: E731
+    with connect(settings, read_only=True) as con:
+        first = con.execute("select min(cast(order_ts as date)) from raw.orders where cast(order_ts as date) <= ?",
+                            [as_of]).fetchone()[0]
+    if first is not None and first <= needed(horizon):
+        return
+    found = f"the orders start on {first}, {(as_of - first).days} days before it" if first else "there are no orders before it"
+    longest = next((h for h in range(horizon - 1, 6, -1) if first is not None and first <= needed(h)), None)
+    advice = (f"the longest horizon these orders support is {longest} days" if longest
+              else "these orders are too short for any horizon")
+    raise HistoryTooShort(
+        f"history too short for the {horizon}-day horizon: training needs orders from {needed(horizon)} or earlier, "
+        f"{(as_of - needed(horizon)).days} days before the as-of date {as_of} (two training cutoffs {step} days apart, "
+        f"each followed by {horizon} days of outcomes); {found}. Export older orders or lower --horizon-days ({advice})."
+    )
+
+
 def plan_split(cutoffs, horizon_days: int) -> Split:
     """Test on the latest cutoff; fit on the cutoffs whose labels were complete by then."""
     cutoffs = sorted({pd.Timestamp(c).date() for c in cutoffs})
     if len(cutoffs) < 2:
-        raise RuntimeError(
+        raise HistoryTooShort(
             f"need at least 2 training cutoffs with full labels, found {len(cutoffs)}: the data history "
             "is too short for this horizon (lower --horizon-days or the cutoff spacing)"
         )
@@ -657,6 +694,7 @@ def train(settings: Settings) -> TrainResult:
     registry.configure(settings)
 
     # prepare data
+    require_training_history(settings)
     with timer.phase("load"):
         # on very large data the boosters fit a stable sample of whole customers and only its rows,
         # the test cutoff's (every customer there is scored and evaluated) and a stable customer

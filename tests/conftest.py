@@ -58,6 +58,9 @@ def shop_s(tmp_path_factory) -> Path:
 def pipeline_s(shop_s, tmp_path_factory) -> Path:
     """One full `churnwatch run` (through the Airflow DAG) on the tier-S shop; returns the warehouse."""
     warehouse = tmp_path_factory.mktemp("warehouse_s")
-    churnwatch("run", "--raw-dir", str(shop_s), "--warehouse", str(warehouse),
-               "--as-of", END_DATE.isoformat(), "--horizon-days", str(HORIZON), "--retrain")
+    proc = churnwatch("run", "--raw-dir", str(shop_s), "--warehouse", str(warehouse),
+                      "--as-of", END_DATE.isoformat(), "--horizon-days", str(HORIZON), "--retrain")
+    # what the user saw, for tests/test_run_output.py (the run's own log is beside it)
+    (warehouse / "logs").mkdir(exist_ok=True)
+    (warehouse / "logs" / "churnwatch-run.out").write_text(proc.stdout + proc.stderr)
     return warehouse

@@ -452,13 +452,15 @@ def test_run_killed_while_scoring_leaves_the_publication_intact(baseline, tmp_pa
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen = []
     try:
-        for line in proc.stdout:
-            seen.append(line)
-            if re.search(r"starting task_id=score\b", line):
+        log = Path(re.search(r"full log: (\S+)", proc.stdout.readline()).group(1))  # Airflow's output goes there
+        while proc.poll() is None:
+            seen = log.read_text().splitlines()
+            if any(re.search(r"starting task_id=score\b", line) for line in seen):
                 time.sleep(2)  # let it get into the scoring
                 break
+            time.sleep(0.2)
         else:
-            pytest.fail("the run ended before scoring started:\n" + "".join(seen[-40:]))
+            pytest.fail("the run ended before scoring started:\n" + "\n".join(seen[-40:]))
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)

@@ -164,11 +164,15 @@ def test_data_quality_faults_fail_without_retry():
     from airflow.sdk.exceptions import AirflowFailException
 
     from ml.dag_tasks import data_faults_fail_fast
+    from ml.errors import HistoryTooShort
     from ml.quality import QualityGateError
 
-    with pytest.raises(AirflowFailException, match="QualityGateError: suite customer_features failed"):
+    with pytest.raises(AirflowFailException, match="^suite customer_features failed$"):  # plain words, no class
         with data_faults_fail_fast():
             raise QualityGateError("suite customer_features failed\nmore detail")
+    with pytest.raises(AirflowFailException, match="^history too short"):  # any input error: no retry
+        with data_faults_fail_fast():
+            raise HistoryTooShort("history too short for the 90-day horizon")
     with pytest.raises(ConnectionError):  # transient: left to Airflow's retries
         with data_faults_fail_fast():
             raise ConnectionError("mlflow unreachable")
