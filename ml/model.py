@@ -31,7 +31,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ID_COLUMNS = ("customer_id", "as_of_date")
 LABEL_COLUMNS = ("is_churned", "is_backtest_cutoff", "horizon_days", "cutoff_role")
 # the season of the cutoff, derived from as_of_date: lets the booster learn the yearly rhythm of
-# churn once the training cutoffs span a year (with fewer it is harmless, see ml/train.py)
+# churn once the training cutoffs span a year (Settings.n_training_cutoffs = 16). With fewer, a
+# scoring cutoff whose label window falls in a season no training window covered (autumn's Black
+# Friday and winter peak after 7 months of spring and summer cutoffs) takes the nearest season's
+# churn rate, and calibration cannot correct what it never saw (benchmarks/bench_calibration.py)
 CALENDAR_FEATURES = ("cutoff_day_of_year_sin", "cutoff_day_of_year_cos")
 
 
