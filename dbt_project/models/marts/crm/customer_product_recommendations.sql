@@ -5,30 +5,27 @@
     best-sellers (of the year before the as-of date, by new buyers), so a customer without item
     history still gets some. recommendation_sources says which, per product.
 
-    Sized for 1M customers on one machine: every key is an integer (a customer index within the
-    audience, a product index, and the pair packed into one BIGINT: customer × 4096 + product),
-    the per-customer top-N is a hash aggregate with a bounded heap (max_by(…, N)) on one packed
-    integer (score, then product) so ties break the same way every run, and the fallbacks are
-    only built for the few customers that need them. Measured at tier M: 931k audience customers,
-    40M candidate pairs, in the scoring benchmark's marts step. -#}
+    Sized for 1M customers and any catalogue on one machine: every key is an integer (the
+    feature layer's customer key, a product index in product_id order), candidates are grouped
+    and anti-joined on the plain (customer, product) pair, and each per-customer top-N is a hash
+    aggregate with a bounded heap (max_by(…, N)) ordered by a struct (score, then product), so
+    ties break the same way every run and nothing limits the number of products (tested with
+    60,000). The fallbacks are only built for the few customers that need them. Measured at
+    tier M: 931k audience customers, 40M candidate pairs, in the scoring benchmark's marts step. -#}
 {%- set decisions = source('retention', 'audience_decisions') %}
 {%- set campaign = "'" ~ var('campaign_id') ~ "'" if var('campaign_id')
     else "(select max_by(campaign_id, as_of_date) from " ~ decisions ~ ")" %}
 {%- set as_of = "(select max(as_of_date) from " ~ decisions ~ " where campaign_id = " ~ campaign ~ ")" %}
 {%- set n = var('recommendations_per_customer', 5) %}
-{%- set p = 4096 %}{#- product indexes stay below this (checked below), so pairs pack into a BIGINT -#}
 
 with
 
 audience as (
 
-    select
-        campaign_id,
-        customer_id,
-        {{ customer_key('customer_id') }} as customer_key,
-        row_number() over () as customer_index  -- internal only: never leaves this model
-
-    from (select distinct campaign_id, customer_id from {{ decisions }} where campaign_id = {{ campaign }})
+    select campaign_id, customer_id, {{ customer_key('customer_id') }} as customer_key
+    from {{ decisions }}
+    where campaign_id = {{ campaign }}
+    group by 1, 2
 
 ),
 
@@ -52,50 +49,40 @@ customer_products as (
 
 products as (
 
-    {#- every product bought by the as-of date gets an index 1..count (by product_id) -#}
+    {#- every product bought by the as-of date gets an integer key 1..count, in product_id order -#}
     select
         product_id,
         any_value(product_category) as product_category,
         count(*) filter (where first_purchased_date > {{ as_of }} - interval 365 day) as count_new_buyers,
-        row_number() over (order by product_id) as product_index
+        row_number() over (order by product_id) as product_key
 
     from customer_products
     group by 1
 
 ),
 
-checked_products as (
-
-    select *,
-        case when product_index < {{ p }} then product_index
-             else error('customer_product_recommendations: more than {{ p - 1 }} products; widen the pair packing')
-        end as product_key
-    from products
-
-),
-
 bought as (
 
-    {#- every product an audience customer bought on or before the as-of date, as a packed pair -#}
+    {#- every product an audience customer bought on or before the as-of date -#}
     select
-        audience.customer_index * {{ p }} + checked_products.product_key as pair,
-        audience.customer_index,
-        checked_products.product_key,
+        customer_products.customer_key,
+        products.product_key,
         customer_products.product_category,
         customer_products.first_purchased_date
 
     from customer_products
-    inner join audience on customer_products.customer_key = audience.customer_key
-    inner join checked_products on customer_products.product_id = checked_products.product_id
+    semi join audience on customer_products.customer_key = audience.customer_key
+    inner join products on customer_products.product_id = products.product_id
 
 ),
 
 recently_bought as (
 
-    {#- the 5 most recently first-bought products (ties: the higher product index) -#}
+    {#- the 5 most recently first-bought products (ties: the higher product key) -#}
     select
-        customer_index,
-        unnest(max_by(product_key, epoch(first_purchased_date)::bigint * {{ p }} + product_key, 5)) as product_key
+        customer_key,
+        unnest(max_by(product_key, {'first_purchased_date': first_purchased_date, 'product_key': product_key}, 5))
+            as product_key
 
     from bought
     group by 1
@@ -106,36 +93,39 @@ neighbours as (
 
     select seeds.product_key, neighbours.product_key as similar_product_key, similarities.similarity
     from similarities
-    inner join checked_products as seeds on similarities.product_id = seeds.product_id
-    inner join checked_products as neighbours on similarities.similar_product_id = neighbours.product_id
+    inner join products as seeds on similarities.product_id = seeds.product_id
+    inner join products as neighbours on similarities.similar_product_id = neighbours.product_id
 
 ),
 
 similar_to_bought as (
 
     select
-        recently_bought.customer_index * {{ p }} + neighbours.similar_product_key as pair,
+        recently_bought.customer_key,
+        neighbours.similar_product_key as product_key,
         sum(neighbours.similarity) as score
 
     from recently_bought
     inner join neighbours on recently_bought.product_key = neighbours.product_key
-    group by 1
+    group by 1, 2
 
 ),
 
 similar_not_bought as (
 
     select * from similar_to_bought
-    anti join bought on similar_to_bought.pair = bought.pair
+    anti join bought
+        on similar_to_bought.customer_key = bought.customer_key
+        and similar_to_bought.product_key = bought.product_key
 
 ),
 
 top_similar as (
 
-    {#- best score first; equal scores (to 1e-9): the lower product index first -#}
+    {#- best score first; equal scores (to 1e-9): the lower product key first -#}
     select
-        pair // {{ p }} as customer_index,
-        max_by(pair % {{ p }}, round(score * 1e9)::bigint * {{ p }} + ({{ p - 1 }} - pair % {{ p }}), {{ n }})
+        customer_key,
+        max_by(product_key, {'score': round(score * 1e9)::bigint, 'lower_product_first': -product_key}, {{ n }})
             as product_keys
 
     from similar_not_bought
@@ -146,9 +136,9 @@ top_similar as (
 short_of_similar as (
 
     {#- the customers with fewer than N similar products: only these need the fallbacks -#}
-    select audience.customer_index, coalesce(top_similar.product_keys, []) as product_keys
+    select audience.customer_key, coalesce(top_similar.product_keys, []) as product_keys
     from audience
-    left join top_similar on audience.customer_index = top_similar.customer_index
+    left join top_similar on audience.customer_key = top_similar.customer_key
     where coalesce(len(top_similar.product_keys), 0) < {{ n }}
 
 ),
@@ -162,31 +152,31 @@ best_sellers as (
         row_number() over (partition by product_category order by count_new_buyers desc, product_key) as category_rank,
         row_number() over (order by count_new_buyers desc, product_key) as shop_rank
 
-    from checked_products
+    from products
 
 ),
 
 favourite_categories as (
 
-    select bought.customer_index, bought.product_category
+    select bought.customer_key, bought.product_category
     from bought
-    semi join short_of_similar on bought.customer_index = short_of_similar.customer_index
+    semi join short_of_similar on bought.customer_key = short_of_similar.customer_key
     where bought.product_category is not null
     group by 1, 2
-    qualify row_number() over (partition by bought.customer_index order by count(*) desc, bought.product_category) = 1
+    qualify row_number() over (partition by bought.customer_key order by count(*) desc, bought.product_category) = 1
 
 ),
 
 fallback_candidates as (
 
-    select favourite_categories.customer_index, best_sellers.product_key, 2 as source_strength, best_sellers.count_new_buyers
+    select favourite_categories.customer_key, best_sellers.product_key, 2 as source_strength, best_sellers.count_new_buyers
     from favourite_categories
     inner join best_sellers on favourite_categories.product_category = best_sellers.product_category
     where best_sellers.category_rank <= 10
 
     union all
 
-    select short_of_similar.customer_index, best_sellers.product_key, 1 as source_strength, best_sellers.count_new_buyers
+    select short_of_similar.customer_key, best_sellers.product_key, 1 as source_strength, best_sellers.count_new_buyers
     from short_of_similar
     cross join best_sellers
     where best_sellers.shop_rank <= 10
@@ -197,22 +187,22 @@ fallbacks as (
 
     {#- not bought, not already recommended as similar; a product in both lists keeps the stronger -#}
     select
-        customer_index,
+        customer_key,
         list(product_key order by source_strength desc, count_new_buyers desc, product_key) as product_keys,
         list(source_strength order by source_strength desc, count_new_buyers desc, product_key) as source_strengths
 
     from (
         select fallback_candidates.*
         from fallback_candidates
-        inner join short_of_similar on fallback_candidates.customer_index = short_of_similar.customer_index
+        inner join short_of_similar on fallback_candidates.customer_key = short_of_similar.customer_key
         where not list_contains(short_of_similar.product_keys, fallback_candidates.product_key)
           and not exists (
               select 1 from bought
-              where bought.customer_index = fallback_candidates.customer_index
+              where bought.customer_key = fallback_candidates.customer_key
                 and bought.product_key = fallback_candidates.product_key
           )
         qualify row_number() over (
-            partition by fallback_candidates.customer_index, fallback_candidates.product_key
+            partition by fallback_candidates.customer_key, fallback_candidates.product_key
             order by fallback_candidates.source_strength desc
         ) = 1
     )
@@ -222,7 +212,7 @@ fallbacks as (
 
 product_names as (
 
-    select list(product_id order by product_key) as product_ids from checked_products
+    select list(product_id order by product_key) as product_ids from products
 
 ),
 
@@ -236,8 +226,8 @@ combined as (
         coalesce(fallbacks.source_strengths, [])[1:{{ n }} - len(similar_keys)] as fallback_strengths
 
     from audience
-    left join top_similar on audience.customer_index = top_similar.customer_index
-    left join fallbacks on audience.customer_index = fallbacks.customer_index
+    left join top_similar on audience.customer_key = top_similar.customer_key
+    left join fallbacks on audience.customer_key = fallbacks.customer_key
 
 ),
 
