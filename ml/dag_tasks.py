@@ -363,6 +363,25 @@ def build_features_in_one_step(run: dict) -> dict:
 
 
 @task
+def prepare_feature_rebuild(run: dict) -> dict:
+    """Before the per-model feature tasks: delete what past days changed by a re-export feed
+    (or drop the incremental tables when the feature SQL changed), as build_features does."""
+    from ml import rebuild
+
+    rebuild.prepare(settings_for(run), drop_for_full_refresh=True)
+    return run
+
+
+@task
+def record_feature_inputs(run: dict) -> dict:
+    """After the per-model feature tasks: record the inputs the features were built from."""
+    from ml import rebuild
+
+    rebuild.record(settings_for(run))
+    return run
+
+
+@task
 def validate_features(run: dict) -> dict:
     """Great Expectations gate on customer_features at the scoring cutoff."""
     from ml.gates import gate_features
@@ -501,8 +520,11 @@ def features_step(run, per_model: bool = True):
     group = dbt_group("dbt_features", FEATURE_SELECT, run_task_id=run.operator.task_id, vars_key="dbt_vars") if per_model else None
     if group is None:
         return build_features_in_one_step(run)
-    run >> group
-    return group
+    # re-exports that rewrote past days are found and rebuilt around the group (ml/rebuild.py)
+    prepare_feature_rebuild(run) >> group
+    recorded = record_feature_inputs(run)
+    group >> recorded
+    return recorded
 
 
 def marts_step(upstream, run_task_id: str, per_model: bool = True):

@@ -176,8 +176,13 @@ def _mark_pending(con, current: str, as_of: dt.date) -> None:
     con.execute("drop table _pending")
 
 
-def prepare(settings: Settings, full_refresh: bool = False) -> Plan:
-    """Before a feature build: decide and apply what must be rebuilt; log one line when anything is."""
+def prepare(settings: Settings, full_refresh: bool = False, drop_for_full_refresh: bool = False) -> Plan:
+    """Before a feature build: decide and apply what must be rebuilt; log one line when anything is.
+
+    ``drop_for_full_refresh``: for builds that cannot pass ``--full-refresh`` (the per-model
+    Airflow tasks render their dbt flags once), a full refresh drops the incremental tables
+    instead, so every model builds from scratch just the same.
+    """
     if not settings.db_path.exists():
         return Plan()
     with connect(settings) as con:
@@ -202,6 +207,9 @@ def prepare(settings: Settings, full_refresh: bool = False) -> Plan:
             # until it succeeds, the record no longer describes the tables: a failed refresh is redone
             if has_record:
                 con.execute(f"delete from {STATE} where input = 'as_of'")
+            if drop_for_full_refresh:
+                for table in built:
+                    con.execute(f"drop table {table}")
             if line:
                 log.warning(line)
             return Plan(full_refresh=True, line=line)

@@ -114,8 +114,11 @@ def test_features_dag_runs_each_dbt_model_and_test_as_a_task(dagbag):
     for model in ("customer_features", "training_examples"):
         assert {f"dbt_features.{model}.run", f"dbt_features.{model}.test"} <= ids
     assert any(i.startswith("dbt_features.stg_shop__orders") for i in ids)
-    _assert_chain(dag, ["ingest", "validate_raw", "dbt_features.customer_features.run",
-                        "dbt_features.customer_features.test", "validate_features", "announce_features"])
+    _assert_chain(dag, ["ingest", "validate_raw", "prepare_feature_rebuild", "dbt_features.customer_features.run",
+                        "dbt_features.customer_features.test", "record_feature_inputs", "validate_features",
+                        "announce_features"])
+    # a re-export's changed past days are cleared before any model runs (ml/rebuild.py)
+    assert any(i.startswith("dbt_features.stg_shop__orders") for i in dag.get_task("prepare_feature_rebuild").downstream_task_ids)
     outlets = {a.uri for a in dag.get_task("announce_features").outlets}
     assert "churnwatch://warehouse/marts/customer_features" in outlets
     assert dag.schedule == "@daily"

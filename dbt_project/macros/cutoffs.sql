@@ -57,8 +57,10 @@
     {#-
         The spine's cutoffs that <schema>.<relation_name> does not hold yet, as a sorted list of
         ISO dates. Features (and labels) at a cutoff depend only on data on or before it (the
-        label window on data up to t + horizon <= as-of), so a cutoff once built stays valid and
-        an incremental run computes only the new ones (all of them on a full refresh).
+        label window on data up to t + horizon <= as-of), so a cutoff once built stays valid while
+        that data stays as it was, and an incremental run computes only the new ones (all of them
+        on a full refresh). When a re-export rewrites past days, ml/rebuild.py deletes the
+        cutoffs (and daily rows) that depend on them before dbt runs: they become pending here.
     -#}
     {%- if not execute -%}
         {{ return([]) }}
