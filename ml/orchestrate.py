@@ -134,11 +134,12 @@ def run_dag(settings: Settings, dag_id: str, conf: dict, out: TextIO | None = No
     log_path, progress_path = log_dir / f"run-{stamp}.log", log_dir / f"run-{stamp}.progress.jsonl"
     progress_path.touch()
     env[PROGRESS_ENV] = str(progress_path)
+    env["PYTHONUNBUFFERED"] = "1"  # the log follows the run line by line (dbt's progress, the task starts)
     _prune_run_logs(log_dir)
     cmd = [sys.executable, "-m", "ml.orchestrate", dag_id, json.dumps(conf, default=str)]
     print(f"churnwatch run: {dag_id}, horizon {conf.get('horizon_days')} days, as of "
           f"{conf.get('as_of_date') or 'the last order date'}; full log: {log_path}", file=out, flush=True)
-    started = time.monotonic()
+    started = time.time()
     with open(log_path, "wb") as log_file:
         child = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT)
         view = ProgressView(log_path, progress_path, out, started)
@@ -151,10 +152,11 @@ def run_dag(settings: Settings, dag_id: str, conf: dict, out: TextIO | None = No
             raise
         view.follow()
     view.close()
-    seconds = time.monotonic() - started
+    seconds = time.time() - started
     if child.returncode == 0:
         return RunOutcome(True, log_path, seconds)
-    error = view.first_error or view.child_error or _last_line(log_path) or f"Airflow exited with code {child.returncode}"
+    error = (view.first_error or view.child_error
+             or f"the run stopped before it finished (exit code {child.returncode}); the log ends with: {_last_line(log_path)}")
     return RunOutcome(False, log_path, seconds, error)
 
 
@@ -178,19 +180,24 @@ class ProgressView:
         self.stage: str | None = None
         self.stage_started = started
         self.dbt_done, self.dbt_total = 0, 0
-        self.bar = None
+        self.bar, self._bar_kind = None, None
         self.first_error: str | None = None
         self.child_error: str | None = None
         self._partial = {id(self.log): b"", id(self.progress): b""}
 
     def follow(self) -> None:
         for event in map(json.loads, self._new_lines(self.progress)):
+            self._read_log()  # the log lines before an event were written before it
             self._on_event(event)
+        self._read_log()
+        self._update_bar()  # also ticks the elapsed time of a stage without a count
+
+    def _read_log(self) -> None:
+        """Count dbt's finished nodes (dbt runs only inside a stage; the count resets when it ends)."""
         for line in self._new_lines(self.log):
             match = _DBT_NODE.match(line)
-            if match and self.stage and match.group(3) != "START":
+            if match and match.group(3) != "START":
                 self.dbt_done, self.dbt_total = self.dbt_done + 1, int(match.group(2))
-                self._update_bar()
 
     def _new_lines(self, fh) -> list[str]:
         data = self._partial[id(fh)] + fh.read()
@@ -198,49 +205,51 @@ class ProgressView:
         return [line.decode("utf-8", "replace").rstrip("\r") for line in lines if line.strip()]
 
     def _on_event(self, event: dict) -> None:
-        kind, task, now = event.get("event"), event.get("task_id"), time.monotonic()
+        # seconds from the events' own clock: the view may read them a moment late
+        kind, task, now = event.get("event"), event.get("task_id"), float(event.get("at") or time.time())
         if kind == "airflow_ready":
             self._line("airflow start-up", now - self.started, "")
         elif kind == "started":
-            self.stage, self.stage_started, self.dbt_done, self.dbt_total = task, now, 0, 0
-            self._update_bar()
+            self.stage, self.stage_started = task, now
         elif kind == "finished":
             note = event.get("note") or (f"{self.dbt_done}/{self.dbt_total} dbt models and tests" if self.dbt_total else "")
             self._line(task, now - self.stage_started, note)
-            self.stage = None
         elif kind == "retrying":
             self._line(task, now - self.stage_started, f"failed (try {event.get('try_number')}), will retry: {event.get('error')}")
-            self.stage = None
         elif kind == "failed":
             self._line(task, now - self.stage_started, "FAILED")
             self.first_error = self.first_error or event.get("error")
-            self.stage = None
         elif kind == "dag_end" and event.get("error"):
             self.child_error = event["error"]
 
     def _update_bar(self) -> None:
-        if not self.tty:
+        """On a terminal: the running stage as a bar of dbt nodes done, or its elapsed time."""
+        if not self.tty or self.stage is None:
             return
         from tqdm import tqdm
 
-        if self.bar is None or self.bar.desc != self.stage:
+        kind = (self.stage, bool(self.dbt_total))
+        if self.bar is None or self._bar_kind != kind:
             self._close_bar()
-            self.bar = tqdm(desc=self.stage, total=self.dbt_total or None, file=self.out, leave=False,
-                            unit=" dbt nodes" if self.dbt_total else "", dynamic_ncols=True,
-                            bar_format=None if self.dbt_total else "  {desc} {elapsed}")
-        if self.dbt_total and self.bar.total != self.dbt_total:
-            self.bar.reset(total=self.dbt_total)
+            if self.dbt_total:
+                self.bar = tqdm(desc=f"  {self.stage}", total=self.dbt_total, file=self.out, leave=False,
+                                bar_format="{desc} |{bar:30}| {n_fmt}/{total_fmt} dbt models and tests {elapsed}")
+            else:
+                self.bar = tqdm(desc=f"  {self.stage}", bar_format="{desc} {elapsed}", file=self.out, leave=False)
+            self._bar_kind = kind
         if self.dbt_total:
-            self.bar.n = self.dbt_done
+            self.bar.total, self.bar.n = self.dbt_total, self.dbt_done
         self.bar.refresh()
 
     def _close_bar(self) -> None:
         if self.bar is not None:
             self.bar.close()
-            self.bar = None
+            self.bar, self._bar_kind = None, None
 
     def _line(self, stage: str, seconds: float, note: str) -> None:
+        """One finished stage; the next one starts from no stage and no dbt count."""
         self._close_bar()
+        self.stage, self.dbt_done, self.dbt_total = None, 0, 0
         print(f"  {stage:<20} {duration(seconds):>10}  {note}".rstrip(), file=self.out, flush=True)
 
     def close(self) -> None:
