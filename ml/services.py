@@ -33,6 +33,7 @@ from ml.settings import REPO_ROOT, Settings
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "log-server")
 POOL = "duckdb_writer"
 HOST = "127.0.0.1"
+MLFLOW_REGISTRY = "/#/models"  # the MLflow UI's page for the registered models, where promotion starts
 
 
 def _bin(name: str) -> str:
@@ -460,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     still = "    (still starting: see {})"
     print(f"""
   Airflow UI   {airflow.url}    login: {airflow.user} / {airflow.password}{"" if parsed else still.format(airflow.run_dir / "dag-processor.log")}
-  MLflow UI    http://{HOST}:{args.mlflow_port}/#/models    login: {airflow.user} / {airflow.password}{"" if mlflow_up else still.format(airflow.run_dir / "mlflow.log")}
+  MLflow UI    http://{HOST}:{args.mlflow_port}{MLFLOW_REGISTRY}    login: {airflow.user} / {airflow.password}{"" if mlflow_up else still.format(airflow.run_dir / "mlflow.log")}
   REST         export AIRFLOW_PORT={args.airflow_port} MLFLOW_PORT={args.mlflow_port}    (the README's REST example reads these and CHURNWATCH_ADMIN_PASSWORD)
   log servers  {HOST}:{args.worker_log_port} (tasks), {HOST}:{args.trigger_log_port} (triggerer)
   warehouse    {airflow.warehouse}    (logs: {airflow.run_dir})

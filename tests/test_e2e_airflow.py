@@ -266,6 +266,31 @@ def test_mlflow_rest_and_ui_need_the_login(live_services):
     assert _mlflow_get(f"{url}/", (airflow.user, airflow.password))[0] == 200
 
 
+def test_mlflow_ui_opens_on_the_registry_behind_the_login(live_services):
+    """The URL ``make up`` prints opens the registered models (where the README's promotion steps
+    start) once the browser has the login, and nothing without it."""
+    pytest.importorskip("playwright")
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    from ml.services import MLFLOW_REGISTRY
+
+    airflow, url = live_services.airflow, live_services.mlflow_url + MLFLOW_REGISTRY
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            assert browser.new_context().request.get(url).status == 401  # Chromium has no login to give
+            page = browser.new_context(http_credentials={"username": airflow.user, "password": airflow.password},
+                                       viewport={"width": 1400, "height": 900}).new_page()
+            assert page.goto(url).status == 200
+            page.get_by_text("churnwatch_churn_60d").first.wait_for(timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "mlflow_registry_after_login.png"), full_page=True)
+        finally:
+            browser.close()
+
+
 def test_browser_login_trigger_form_and_successful_run(live_airflow):
     pytest.importorskip("playwright")
     if not Path(CHROMIUM).exists():
