@@ -145,6 +145,11 @@ class LocalAirflow:
             stop_process(self.run_dir, name)
 
     @property
+    def mlflow_secret_key(self) -> str:
+        """The MLflow server's Flask secret (its login form's CSRF token), kept with this home's."""
+        return self._secret("mlflow_secret_key")
+
+    @property
     def ports(self) -> dict[str, int]:
         return {"Airflow": self.port, "Airflow's task log server": self.worker_log_port,
                 "Airflow's triggerer log server": self.trigger_log_port}
@@ -450,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     airflow.prepare()
     airflow.start()
-    start_mlflow(args.warehouse, args.mlflow_port, airflow.user, airflow.password, airflow._secret("mlflow_secret_key"))
+    start_mlflow(args.warehouse, args.mlflow_port, airflow.user, airflow.password, airflow.mlflow_secret_key)
     try:
         airflow.wait_until_healthy()
     except TimeoutError as exc:

@@ -86,7 +86,7 @@ def live_services(tmp_path_factory):
     mlflow_port = _free_port()
     airflow.prepare()
     airflow.start()
-    start_mlflow(airflow.warehouse, mlflow_port, airflow.user, airflow.password, airflow._secret("mlflow_secret_key"))
+    start_mlflow(airflow.warehouse, mlflow_port, airflow.user, airflow.password, airflow.mlflow_secret_key)
     try:
         airflow.wait_until_healthy(timeout=300)
         if not airflow.wait_for_dag("churn_pipeline", timeout=300):

@@ -96,3 +96,22 @@ def test_log_server_listens_on_localhost_on_the_configured_ports(tmp_path):
         proc.wait(timeout=30)
         if proc.stderr:
             proc.stderr.close()
+
+
+@pytest.mark.integration
+def test_mlflow_admin_password_follows_the_secrets_file(tmp_path):
+    """MLflow takes the configured admin password only when it creates the admin; a regenerated
+    CHURNWATCH_ADMIN_PASSWORD must still be the one that logs in after the next `make up`."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    from ml.services import set_mlflow_admin_password
+
+    settings = Settings.load(warehouse=tmp_path / "wh")
+    settings.mlflow_dir.mkdir(parents=True)
+    set_mlflow_admin_password(settings, "admin", "first-password-123")  # no auth DB yet: nothing to do
+    store = SqlAlchemyStore()
+    store.init_db(f"sqlite:///{settings.mlflow_dir / 'basic_auth.db'}")
+    store.create_user("admin", "first-password-123", is_admin=True)
+    set_mlflow_admin_password(settings, "admin", "second-password-456")
+    assert store.authenticate_user("admin", "second-password-456")
+    assert not store.authenticate_user("admin", "first-password-123")
