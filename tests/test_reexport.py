@@ -192,3 +192,25 @@ def test_a_change_of_the_feature_sql_rebuilds_every_cutoff(fresh, exports, tmp_p
     finally:
         con.close()
     assert lower == 0 and cutoffs > 1
+
+
+def test_a_build_that_failed_on_a_reexport_is_redone_after_a_revert(exports, tmp_path, monkeypatch):
+    """The shop sends a corrected export, the build on it fails after dbt rewrote tables, the
+    shop then sends the old export again: the days the failed build touched are rebuilt."""
+    from ml import rebuild
+
+    (original, as_of), (corrected, _) = exports[0], exports[1]
+    warehouse, reference = tmp_path / "w", tmp_path / "reference"
+    _run(warehouse, original, as_of)
+    shutil.copytree(warehouse, reference)  # a fresh warehouse given the original export
+
+    def fail(settings):
+        raise RuntimeError("simulated: the build stopped before it recorded its inputs")
+
+    monkeypatch.setattr(rebuild, "record", fail)
+    with pytest.raises(RuntimeError, match="simulated"):
+        _run(warehouse, corrected, as_of)
+    monkeypatch.undo()
+    result = _run(warehouse, original, as_of)
+    assert result["rebuilt"] and "an earlier build did not finish" in result["rebuilt"]
+    assert _differences(warehouse, reference) == {mart: (0, 0) for mart in MARTS}
