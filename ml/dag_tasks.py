@@ -198,6 +198,8 @@ def progress_started(context) -> None:
 
 
 def progress_finished(context) -> None:
+    if not os.environ.get(PROGRESS_ENV):  # not under `churnwatch run`: no XCom round trip
+        return
     ti = context.get("ti") or context.get("task_instance")
     try:
         note = progress_note(ti.task_id, ti.xcom_pull(task_ids=ti.task_id))

@@ -89,3 +89,39 @@ def test_a_successful_run_prints_one_line_per_stage(pipeline_s):
     log = _log_path(lines[0]).read_text()
     assert "[DAG TEST] end task task_id=publish" in log  # the detail is in the file
     assert "Skipping registering function" not in log  # GX's import chatter is silenced at its logger
+
+
+def test_a_terminal_shows_the_running_dbt_stage_as_a_bar(tmp_path):
+    """The view of a run on a terminal: finished stages as lines, the running dbt stage as a bar."""
+    import io
+    import json
+
+    from ml.orchestrate import ProgressView
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    log, progress, out = tmp_path / "run.log", tmp_path / "run.progress.jsonl", Terminal()
+    log.touch()
+    progress.touch()
+    view = ProgressView(log, progress, out, started=100.0)
+
+    def event(**fields):
+        with open(progress, "a") as fh:
+            fh.write(json.dumps(fields) + "\n")
+
+    event(event="started", task_id="dbt_features", at=100.0)
+    view.follow()
+    with open(log, "a") as fh:  # dbt's lines as the child writes them
+        for i in range(1, 31):
+            fh.write(f"07:34:54  {i} of 69 START sql view model m{i}\n07:34:55  {i} of 69 OK created sql view model m{i}\n")
+    view.follow()
+    assert "30/69 dbt models and tests" in out.getvalue()
+    with open(log, "a") as fh:
+        fh.writelines(f"07:34:56  {i} of 69 PASS not_null_m{i}\n" for i in range(31, 70))
+    event(event="finished", task_id="dbt_features", note="", at=107.5)
+    view.follow()
+    view.close()
+    finished = [line for line in out.getvalue().replace("\r", "\n").splitlines() if line.startswith("  dbt_features  ")]
+    assert finished == ["  dbt_features              7.5 s  69/69 dbt models and tests"], out.getvalue()
