@@ -17,8 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from bench_calibration import realized_churn  # noqa: E402  one definition of "what happened next"
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +31,6 @@ DEMO_CUSTOMERS, DEMO_SEED, DEMO_END = 10_000, 7, dt.date(2025, 12, 31)
 HORIZON = 90
 AS_OF = DEMO_END - dt.timedelta(days=HORIZON)
 MAX_ECE = 0.02
-
-
-def realized_churn(raw_dir, customer_ids, as_of: dt.date, horizon_days: int):
-    """1 where the customer placed no order (any status) in (as_of, as_of + horizon], else 0."""
-    import duckdb
-    import numpy as np
-
-    rows = duckdb.sql(
-        f"select distinct customer_id from '{raw_dir}/orders.parquet' "
-        f"where order_ts >= date '{as_of}' + 1 and order_ts < date '{as_of}' + {horizon_days + 1}").fetchall()
-    ordered = {r[0] for r in rows}
-    return np.array([0 if c in ordered else 1 for c in customer_ids], dtype=int)
 
 
 def test_published_scores_of_the_demo_shop_are_calibrated_on_its_real_future(tmp_path):
