@@ -17,6 +17,7 @@ from __future__ import annotations
 import duckdb
 
 from ml.contract import SOURCES
+from ml.warehouse import table_exists
 
 TABLE = "raw._day_fingerprints"
 
@@ -28,12 +29,6 @@ _DATED = {
     "order_items": ("raw.order_items as r inner join raw.orders as o on r.order_id = o.order_id",
                     "cast(o.order_ts as date)"),
 }
-
-
-def _exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    schema, table = qualified.split(".")
-    return bool(con.execute("select count(*) from information_schema.tables "
-                            "where table_schema = ? and table_name = ?", [schema, table]).fetchone()[0])
 
 
 def query() -> str:
@@ -62,16 +57,16 @@ def current(con: duckdb.DuckDBPyConnection) -> str:
     tables (raw written by other means, e.g. test fixtures): then they are computed again
     and stored (one scan of the raw layer).
     """
-    if _exists(con, TABLE) and all(_exists(con, f"raw.{name}") for name in SOURCES):
-        counted = dict(con.execute(f"select source, any_value(table_rows) from {TABLE} group by 1").fetchall())
-        fresh = all(  # count(*) of a whole table is answered from metadata
-            int(counted.get(name, 0)) == con.execute(f"select count(*) from raw.{name}").fetchone()[0]
-            for name in _DATED
-        )
-        if fresh:
-            return f"(select source, day, rows, fingerprint from {TABLE})"
-    if not all(_exists(con, f"raw.{name}") for name in SOURCES):
+    relation = f"(select source, day, rows, fingerprint from {TABLE})"
+    if not all(table_exists(con, "raw", name) for name in SOURCES):
         return "(select null::varchar as source, null::date as day, 0::bigint as rows, " \
                "null::varchar as fingerprint limit 0)"
+    if table_exists(con, *TABLE.split(".")):
+        counted = dict(con.execute(f"select source, any_value(table_rows) from {TABLE} group by 1").fetchall())
+        if all(  # count(*) of a whole table is answered from metadata
+            int(counted.get(name, 0)) == con.execute(f"select count(*) from raw.{name}").fetchone()[0]
+            for name in _DATED
+        ):
+            return relation
     record(con, "computed-at-build")
-    return f"(select source, day, rows, fingerprint from {TABLE})"
+    return relation

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ml import fingerprints
@@ -58,7 +58,6 @@ class Plan:
     full_refresh: bool = False
     rebuilt_from: dt.date | None = None  # earliest day whose daily rows are rebuilt
     line: str | None = None
-    changed_days: dict[str, int] = field(default_factory=dict)
 
 
 def project_hashes(project_dir: Path) -> dict[str, str]:
@@ -113,16 +112,13 @@ def _delete(con, table: str, where: str) -> int:
     return con.execute(f"delete from {table} where {where}").fetchone()[0]
 
 
-def _earliest(days: list[dt.date | None]) -> dt.date:
-    return min((d if d is not None else dt.date.min) for d in days)
-
-
 def _rebuild_days(con, changed: list[tuple]) -> Plan:
     """Delete what depends on the changed days; the incremental build recomputes it."""
     earliest = {source: (first if first is not None else dt.date.min) for source, _, first, _ in changed}
     since = min(earliest.values())
     cutoffs = con.execute("select count(distinct as_of_date) from marts.customer_features "
-                          "where as_of_date >= ?", [since]).fetchone()[0]
+                          "where as_of_date >= ?", [since]).fetchone()[0] \
+        if _exists(con, "marts.customer_features") else 0
     _delete(con, "marts.customer_features", f"as_of_date >= date '{since}'")
     labels = 0
     if "orders" in earliest and _exists(con, "intermediate.int_customer_cutoffs_labelled"):
@@ -141,6 +137,8 @@ def _rebuild_days(con, changed: list[tuple]) -> Plan:
         if deleted:
             _delete(con, f"intermediate.{_LIFETIME[chain]}", "true")
             daily_from.append(first)
+    if not (cutoffs or labels or daily_from):
+        return Plan()  # nothing built depends on the changed days
     what = [f"{source} changed on {n} day{'s' if n != 1 else ''}" + (" (undated rows)" if first is None else "")
             for source, n, first, _ in changed]
     if any(dirty for *_, dirty in changed):
@@ -154,8 +152,7 @@ def _rebuild_days(con, changed: list[tuple]) -> Plan:
         extra.append(f"daily tables from {day(min(daily_from))} on")
     line = (f"features: rebuilding {cutoffs} cutoff{'s' if cutoffs != 1 else ''} from {day(since)} on"
             + (f" ({', '.join(extra)})" if extra else "") + ": " + ", ".join(what))
-    return Plan(rebuilt_from=min(daily_from) if daily_from else None, line=line,
-                changed_days={source: n for source, n, _, _ in changed})
+    return Plan(rebuilt_from=min(daily_from) if daily_from else None, line=line)
 
 
 def _mark_pending(con, current: str, as_of: dt.date) -> None:
