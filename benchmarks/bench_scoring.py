@@ -21,6 +21,11 @@ customer at every tier. ``marts_model_seconds`` splits the ``marts`` step by dbt
 (``product_similarities`` is shop-wide: built once per as-of date, reused by later campaigns of
 that date; the first campaign of a date, as here, pays for it). ``loadavg`` is recorded before and
 after: the machine is shared, so absolute timings are noisy.
+
+``recommendation_quality`` (untimed, after the timed runs) is the recommendations' offline hit rate:
+the real models run as of the as-of date minus the horizon, and the share of customers whose next
+purchase of a product new to them is among their 5 recommendations is set beside the same share
+for the shop's 5 best-sellers they had not bought (see ``_recommendation_quality``).
 """
 from __future__ import annotations
 
@@ -110,6 +115,140 @@ def _dbt_model_seconds(settings) -> dict:
     results = json.loads(path.read_text())["results"]
     return {r["unique_id"].split(".", 2)[-1]: round(r["execution_time"], 2)
             for r in sorted(results, key=lambda r: -r["execution_time"])}
+
+
+QUALITY_CAMPAIGN = "BENCH-RECOMMENDATION-QUALITY"
+BEST_SELLERS_CONSIDERED = 50  # the baseline's 5 come from these (minus what the customer bought)
+
+
+def _recommendation_quality(settings) -> dict:
+    """Offline quality of the recommendations: hit rate of the next new purchase, against best-sellers.
+
+    The real dbt models (product similarities, then recommendations) run as of a past cutoff
+    (the as-of date minus the horizon) for every customer who had ordered by then, through a
+    temporary campaign in ``retention.audience_decisions``. Everything they read is dated on or
+    before the cutoff, so the horizon after it is unseen. Evaluated: the customers who bought
+    a product new to them in ``(cutoff, cutoff + horizon]``; their *next purchase* is the set of
+    new products first bought on the earliest such day (the recommender only proposes products
+    not bought yet, so a repeat purchase cannot be a hit). A hit: one of those products (or
+    categories) is among the 5 recommended. The baseline: the shop's 5 best-sellers of the year
+    before the cutoff (by new buyers, as the model's own fallback ranks them) that the customer
+    had not bought. Untimed; the temporary campaign and its similarity slice are removed and the
+    run's recommendations rebuilt afterwards.
+    """
+    from ml.retention import marts_vars
+    from ml.transform import run_dbt
+    from ml.warehouse import connect
+
+    cutoff = settings.as_of - dt.timedelta(days=settings.horizon_days)
+    horizon_end = settings.as_of
+    started = time.perf_counter()
+    with connect(settings) as con:
+        con.execute("delete from retention.audience_decisions where campaign_id = ?", [QUALITY_CAMPAIGN])
+        con.execute("delete from marts.product_similarities where as_of_date = ?", [cutoff])
+        con.execute("""
+            insert into retention.audience_decisions by name
+            select ? as campaign_id, customer_id, ?::date as as_of_date, ? as horizon_days
+            from staging.stg_shop__orders
+            where order_date <= ?
+            group by customer_id""", [QUALITY_CAMPAIGN, cutoff, settings.horizon_days, cutoff])
+    quality_vars = {**marts_vars(settings), "as_of_date": cutoff.isoformat(), "campaign_id": QUALITY_CAMPAIGN}
+    try:
+        run_dbt(settings, ["run", "--select", "product_similarities", "customer_product_recommendations",
+                           "--vars", json.dumps(quality_vars)])
+        with connect(settings) as con:
+            row = con.execute(f"""
+                with products as (
+                    select product_id, any_value(product_category) as product_category,
+                           count(*) filter (where first_purchased_date > $cutoff - interval 365 day) as count_new_buyers
+                    from intermediate.int_order_items_aggregated_to_customer_products
+                    where first_purchased_date <= $cutoff
+                    group by 1
+                ),
+                audience as (
+                    select customer_id, hash(customer_id) as customer_key, recommended_products
+                    from marts.customer_product_recommendations where campaign_id = $campaign
+                ),
+                new_purchases as (
+                    select audience.customer_id, bought.product_id, bought.product_category
+                    from intermediate.int_order_items_aggregated_to_customer_products as bought
+                    inner join audience on bought.customer_key = audience.customer_key
+                    where bought.first_purchased_date > $cutoff and bought.first_purchased_date <= $horizon_end
+                    qualify bought.first_purchased_date = min(bought.first_purchased_date) over (partition by audience.customer_id)
+                ),
+                next_purchase as (
+                    select distinct customer_id from new_purchases
+                ),
+                best_sellers as (
+                    select product_id, row_number() over (order by count_new_buyers desc, product_id) as shop_rank
+                    from products
+                    qualify shop_rank <= {BEST_SELLERS_CONSIDERED}
+                ),
+                not_bought_best_sellers as (
+                    select audience.customer_id, best_sellers.product_id, best_sellers.shop_rank
+                    from audience
+                    semi join next_purchase on audience.customer_id = next_purchase.customer_id
+                    cross join best_sellers
+                    where not exists (
+                        select 1 from intermediate.int_order_items_aggregated_to_customer_products as bought
+                        where bought.customer_key = audience.customer_key and bought.product_id = best_sellers.product_id
+                          and bought.first_purchased_date <= $cutoff)
+                    qualify row_number() over (partition by audience.customer_id order by best_sellers.shop_rank) <= 5
+                ),
+                list_items as (
+                    select lists.*, products.product_category
+                    from (
+                        select audience.customer_id, 'recommended' as list_name, unnest(audience.recommended_products) as product_id
+                        from audience semi join next_purchase on audience.customer_id = next_purchase.customer_id
+                        union all
+                        select customer_id, 'best_sellers' as list_name, product_id from not_bought_best_sellers
+                    ) as lists
+                    left join products on lists.product_id = products.product_id
+                ),
+                hits as (
+                    select list_items.list_name,
+                           count(distinct list_items.customer_id) filter (where list_items.product_id = new_purchases.product_id) as product_hits,
+                           count(distinct list_items.customer_id) filter (where list_items.product_category = new_purchases.product_category) as category_hits
+                    from list_items
+                    inner join new_purchases on list_items.customer_id = new_purchases.customer_id
+                    group by 1
+                )
+                select
+                    (select count(*) from audience),
+                    next_purchases.evaluated,
+                    recommended.product_hits / next_purchases.evaluated,
+                    best_sellers.product_hits / next_purchases.evaluated,
+                    recommended.category_hits / next_purchases.evaluated,
+                    best_sellers.category_hits / next_purchases.evaluated
+                from (select count(*) as evaluated from next_purchase) as next_purchases
+                cross join (select * from hits where list_name = 'recommended') as recommended
+                cross join (select * from hits where list_name = 'best_sellers') as best_sellers
+                """, {"cutoff": cutoff, "horizon_end": horizon_end, "campaign": QUALITY_CAMPAIGN}).fetchone()
+    finally:
+        with connect(settings) as con:
+            con.execute("delete from retention.audience_decisions where campaign_id = ?", [QUALITY_CAMPAIGN])
+            con.execute("delete from marts.product_similarities where as_of_date = ?", [cutoff])
+        run_dbt(settings, ["run", "--select", "customer_product_recommendations",
+                           "--vars", json.dumps(marts_vars(settings))])
+    audience, evaluated, hit, best_hit, category_hit, best_category_hit = row
+    return {
+        "cutoff": cutoff.isoformat(),
+        "horizon_days": settings.horizon_days,
+        "recommendations_per_customer": quality_vars["recommendations_per_customer"],
+        "customers_recommended": audience,
+        "customers_evaluated": evaluated,
+        "next_purchase_hit_rate": round(hit, 4),
+        "best_seller_hit_rate": round(best_hit, 4),
+        "hit_rate_lift_over_best_sellers": round(hit / best_hit, 2) if best_hit else None,
+        "next_category_hit_rate": round(category_hit, 4),
+        "best_seller_category_hit_rate": round(best_category_hit, 4),
+        "seconds": round(time.perf_counter() - started, 2),
+        "definition": "customers who had ordered by the cutoff; evaluated: those who first bought a product "
+                      "new to them within the horizon after it; hit: one of the products (categories) "
+                      "first bought on their earliest such day is among the 5 recommended as of the cutoff; "
+                      "best-sellers: the shop's top 5 by new buyers in the year before the cutoff, "
+                      "minus what the customer had bought",
+    }
 
 
 def _timed_run(settings) -> dict:
@@ -213,6 +352,8 @@ def main() -> int:
                            check=True)
             runs.append(json.loads(out_path.read_text()))
     load_after = os.getloadavg()
+    print("-- recommendation quality at a past cutoff (untimed)", flush=True)
+    quality = _recommendation_quality(settings)
 
     median = sorted(runs, key=lambda r: r["total_seconds"])[len(runs) // 2]
     total, steps, rows = median["total_seconds"], median["step_seconds"], median["scored_customers"]
@@ -239,6 +380,7 @@ def main() -> int:
         "campaign": median["campaign"],
         "mart_rows": median["mart_rows"],
         "crm_export_rows": median["crm_export_rows"],
+        "recommendation_quality": quality,
         "machine": report.machine(load_before, load_after, python=platform.python_version(),
                                   duckdb_threads=settings.duckdb_threads,
                                   duckdb_memory_limit=settings.duckdb_memory_limit),
