@@ -126,14 +126,11 @@ def _root_cause_name(exc: BaseException | None) -> str | None:
 
 
 def _is_data_fault(exc: BaseException | None) -> bool:
-    """A fault in the input, which a retry cannot cure: ``InputError``, a failed gate, a bad batch."""
-    if exc is None:
-        return False
+    """A fault in the input, which a retry cannot cure: an ``InputError`` (a failed gate, a bad
+    batch, a history too short), raised or the cause of what was raised."""
     from ml.errors import InputError
 
-    chain = [exc] + ([exc.__cause__] if exc.__cause__ is not None else [])
-    names = {cls.__name__ for e in chain for cls in type(e).__mro__}
-    return any(isinstance(e, InputError) for e in chain) or bool(names & {"QualityGateError", "BatchError"})
+    return any(isinstance(e, InputError) for e in (exc, getattr(exc, "__cause__", None)))
 
 
 @contextlib.contextmanager

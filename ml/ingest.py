@@ -38,6 +38,7 @@ import duckdb
 
 from ml.contract import SOURCES, Column, Source, expected_timestamp, has_offset, timestamp_formats
 from ml import fingerprints
+from ml.errors import InputError
 from ml.settings import Settings
 from ml.warehouse import connect, quote
 
@@ -58,8 +59,8 @@ _LINE_RULES = {
 }
 
 
-class BatchError(RuntimeError):
-    """A fault in a whole input batch: the run stops and nothing published is touched."""
+class BatchError(InputError):
+    """A fault in a whole input batch: the run stops and nothing published is touched (no retry)."""
 
     def __init__(self, message: str, report: "SourceReport | None" = None):
         super().__init__(message)

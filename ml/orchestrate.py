@@ -218,7 +218,10 @@ class ProgressView:
             self._line(task, now - self.stage_started, f"failed (try {event.get('try_number')}), will retry: {event.get('error')}")
         elif kind == "failed":
             self._line(task, now - self.stage_started, "FAILED")
-            self.first_error = self.first_error or event.get("error")
+            # an input fault's message is the whole story; anything else names the stage and the tries
+            message = event.get("error") if event.get("kind") == "data_quality" else \
+                f"{task} failed on try {event.get('try_number')}: {event.get('error')}"
+            self.first_error = self.first_error or message
         elif kind == "dag_end" and event.get("error"):
             self.child_error = event["error"]
 

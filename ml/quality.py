@@ -20,6 +20,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ml.errors import InputError
+
 log = logging.getLogger(__name__)
 # GX logs 200+ "Skipping registering function …" lines at INFO while it imports: chatter, not news
 logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
@@ -27,8 +29,8 @@ logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNIN
 SAMPLE_ROWS = 5  # offending rows shown per failed expectation
 
 
-class QualityGateError(RuntimeError):
-    """A data-quality gate failed; nothing downstream may run."""
+class QualityGateError(InputError):
+    """A data-quality gate failed; nothing downstream may run (no retry: the data must change)."""
 
 
 @dataclass(frozen=True)
