@@ -7,6 +7,8 @@ horizon defaults to that of the run that published the catalog (``marts._catalog
 """
 from __future__ import annotations
 
+import os
+
 from ml.catalog import connect_catalog
 from ml.settings import Settings
 
@@ -73,12 +75,15 @@ def summarise(settings: Settings, horizon_days: int | None = None) -> str:
     if others:
         lines.append(f"  other horizons:        {', '.join(f'{x} days' for x in others)}"
                      f"  (churnwatch summary --horizon-days {others[0]})")
+    # the ports `make up` uses (it reads the same variables), so the links work as printed
+    airflow_port, mlflow_port = os.environ.get("AIRFLOW_PORT", "8080"), os.environ.get("MLFLOW_PORT", "5000")
     lines += [
         f"  analyst catalog:       {settings.analytics_path}  (churnwatch sql --warehouse {settings.warehouse})",
         f"  published snapshots:   {settings.published_dir}",
         f"  CRM exports:           {settings.crm_export_dir}",
         f"  MLflow store:          {settings.tracking_uri}",
-        "  UIs:                   make up  → Airflow http://localhost:8080, MLflow http://localhost:5000",
+        f"  UIs:                   make up  → Airflow http://127.0.0.1:{airflow_port}, "
+        f"MLflow http://127.0.0.1:{mlflow_port}/#/models (login: .secrets/churnwatch.env)",
         "",
     ]
     return "\n".join(lines)
