@@ -112,6 +112,19 @@ def _delete(con, table: str, where: str) -> int:
     return con.execute(f"delete from {table} where {where}").fetchone()[0]
 
 
+def _clear(con, table: str, column: str, since: dt.date) -> int:
+    """Delete the rows with ``column`` on or after ``since``: when that is all of them, drop the
+    table instead, so its model builds from scratch (a full refresh of it: faster than an
+    incremental merge of every row, and the same rows)."""
+    if not _exists(con, table):
+        return 0
+    rows, earliest = con.execute(f"select count(*), min({column}) from {table}").fetchone()
+    if earliest is not None and earliest >= since:
+        con.execute(f"drop table {table}")
+        return rows
+    return _delete(con, table, f"{column} >= date '{since}'")
+
+
 def _rebuild_days(con, changed: list[tuple]) -> Plan:
     """Delete what depends on the changed days; the incremental build recomputes it."""
     earliest = {source: (first if first is not None else dt.date.min) for source, _, first, _ in changed}
@@ -119,13 +132,14 @@ def _rebuild_days(con, changed: list[tuple]) -> Plan:
     cutoffs = con.execute("select count(distinct as_of_date) from marts.customer_features "
                           "where as_of_date >= ?", [since]).fetchone()[0] \
         if _exists(con, "marts.customer_features") else 0
-    _delete(con, "marts.customer_features", f"as_of_date >= date '{since}'")
+    _clear(con, "marts.customer_features", "as_of_date", since)
     labels = 0
     if "orders" in earliest and _exists(con, "intermediate.int_customer_cutoffs_labelled"):
-        bound = f"as_of_date + horizon_days >= date '{earliest['orders']}'"
+        window_end = "as_of_date + horizon_days"  # a label reads order days up to its window's end
         labels = con.execute("select count(distinct (as_of_date, horizon_days)) from "
-                             f"intermediate.int_customer_cutoffs_labelled where {bound}").fetchone()[0]
-        _delete(con, "intermediate.int_customer_cutoffs_labelled", bound)
+                             f"intermediate.int_customer_cutoffs_labelled where {window_end} >= ?",
+                             [earliest["orders"]]).fetchone()[0]
+        _clear(con, "intermediate.int_customer_cutoffs_labelled", window_end, earliest["orders"])
     chains = {"orders": ([earliest[s] for s in ("orders", "order_items") if s in earliest], _ORDER_CHAIN),
               "events": ([earliest[s] for s in ("events",) if s in earliest], _EVENT_CHAIN)}
     daily_from = []
@@ -133,9 +147,9 @@ def _rebuild_days(con, changed: list[tuple]) -> Plan:
         if not days:
             continue
         first = min(days)
-        deleted = sum(_delete(con, f"intermediate.{t}", f"{c} >= date '{first}'") for t, c in tables)
-        if deleted:
-            _delete(con, f"intermediate.{_LIFETIME[chain]}", "true")
+        deleted = sum(_clear(con, f"intermediate.{t}", c, first) for t, c in tables)
+        if deleted and _exists(con, f"intermediate.{_LIFETIME[chain]}"):
+            con.execute(f"drop table intermediate.{_LIFETIME[chain]}")
             daily_from.append(first)
     if not (cutoffs or labels or daily_from):
         return Plan()  # nothing built depends on the changed days
