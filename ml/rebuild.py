@@ -14,7 +14,8 @@ SQL file, and the as-of date. Before the next build they are compared with what 
   the ordinary incremental build recomputes it — the features at cutoffs on or after the
   earliest changed day of any source, the labels of cutoffs whose window reaches a changed
   order day, and the rows of the daily tables (orders and order lines, or events) from the
-  earliest changed day on, plus the per-customer lifetime tables folded over them;
+  earliest changed day on, plus the per-customer lifetime tables folded over them (a table
+  all of whose rows depend on changed days is dropped instead: built from scratch, faster);
 - nothing changed (a daily run: only days after the recorded as-of are new): nothing extra.
 
 Deleting and rebuilding through the same incremental models keeps the result equal to a
