@@ -6,12 +6,13 @@
     history still gets some. recommendation_sources says which, per product.
 
     Sized for 1M customers and any catalogue on one machine: every key is an integer (the
-    feature layer's customer key, a product index in product_id order), candidates are grouped
-    and anti-joined on the plain (customer, product) pair, and each per-customer top-N is a hash
-    aggregate with a bounded heap (max_by(…, N)) ordered by a struct (score, then product), so
-    ties break the same way every run and nothing limits the number of products (tested with
-    60,000). The fallbacks are only built for the few customers that need them. Measured at
-    tier M: 931k audience customers, 40M candidate pairs, in the scoring benchmark's marts step. -#}
+    feature layer's customer key, a 32-bit product index in product_id order), candidates are
+    grouped and anti-joined on the plain (customer, product) pair, and each per-customer top-N is
+    a hash aggregate with a bounded heap (max_by(…, N)) ordered by a struct (score, then
+    product), so ties break the same way every run and the catalogue size has no practical limit
+    (tests/test_recommendations.py: 65,000 products). The fallbacks are only built for the few
+    customers that need them. On a tier-M-sized input (950k audience customers) this query takes
+    about as long as the packed customer × 4096 + product keys it replaced (10.4 s vs 9.9 s). -#}
 {%- set decisions = source('retention', 'audience_decisions') %}
 {%- set campaign = "'" ~ var('campaign_id') ~ "'" if var('campaign_id')
     else "(select max_by(campaign_id, as_of_date) from " ~ decisions ~ ")" %}
@@ -54,7 +55,7 @@ products as (
         product_id,
         any_value(product_category) as product_category,
         count(*) filter (where first_purchased_date > {{ as_of }} - interval 365 day) as count_new_buyers,
-        row_number() over (order by product_id) as product_key
+        row_number() over (order by product_id)::integer as product_key  -- 32 bits: narrower group keys
 
     from customer_products
     group by 1
