@@ -111,6 +111,10 @@ def run_case(workdir: str, customers: int, seed: int, as_of: str, horizon: int, 
         "mean_probability": round(float(p.mean()), 4),
         "realized_churn_rate": round(float(y.mean()), 4),
         "truth_ece_floor": round(expected_calibration_error(y[known], t[known]), 4),
+        # the same binning with the generator's true probabilities in place of the outcomes: the
+        # model's calibration without the noise of one draw of the future
+        "ece_vs_truth": round(expected_calibration_error(t[known], p[known]), 4),
+        "truth_mean_probability": round(float(t[known].mean()), 4),
         "truth_customers": int(known.sum()),
         "backtest_test_ece": round(float(trained.metrics["ece"]), 4),
         "backtest_test_auc": round(float(trained.metrics["auc"]), 4),
