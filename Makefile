@@ -16,7 +16,7 @@ DOCS_PORT ?= 8081
 WORKER_LOG_PORT ?= 8793
 TRIGGER_LOG_PORT ?= 8794
 UP_WAREHOUSE ?= $(DEMO_WAREHOUSE)
-SERVICES = $(PY) -m ml.services --warehouse $(UP_WAREHOUSE) --raw-dir $(DEMO_RAW) --airflow-port $(AIRFLOW_PORT) \
+SERVICES = $(PY) -m ml.faces.services --warehouse $(UP_WAREHOUSE) --raw-dir $(DEMO_RAW) --airflow-port $(AIRFLOW_PORT) \
 	--mlflow-port $(MLFLOW_PORT) --docs-port $(DOCS_PORT) --worker-log-port $(WORKER_LOG_PORT) --trigger-log-port $(TRIGGER_LOG_PORT)
 WITH_SECRETS = set -a && . ./$(SECRETS) && set +a
 

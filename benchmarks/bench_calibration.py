@@ -10,7 +10,7 @@ probabilities at the as-of date), and the pipeline's stages run as ``churnwatch 
 with the default settings: ingest (records after the as-of date are ignored), features, train,
 score. The rows of ``scoring.churn_scores`` are then judged against the shop's real future: a
 customer churned when they placed no order (any status) in (as-of, as-of + horizon], the
-pipeline's own label. Reported per case: realized ECE (10 equal-mass bins, ``ml.metrics``), AUC,
+pipeline's own label. Reported per case: realized ECE (10 equal-mass bins, ``ml.model.metrics``), AUC,
 customers, mean probability and realized churn rate, the ECE of the generator's *true*
 probabilities on the same customers (the noise floor a perfect model would show), and the
 backtest's test-cutoff ECE (what ``churnwatch summary`` shows). Target: max realized ECE ≤ 0.02.
@@ -70,14 +70,14 @@ def run_case(workdir: str, customers: int, seed: int, as_of: str, horizon: int, 
     import numpy as np
     import pandas as pd
 
-    from ml.ingest import ingest
-    from ml.metrics import auc, expected_calibration_error
-    from ml.score import score
-    from ml.settings import Settings
+    from ml.stages.ingest import ingest
+    from ml.model.metrics import auc, expected_calibration_error
+    from ml.stages.score import score
+    from ml.core.settings import Settings
     from ml.synth import generate
-    from ml.train import train
-    from ml.transform import build_features
-    from ml.warehouse import connect
+    from ml.stages.train import train
+    from ml.stages.features import build_features
+    from ml.core.warehouse import connect
 
     as_of = dt.date.fromisoformat(as_of)
     end = as_of + dt.timedelta(days=horizon)

@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     import numpy as np
 
-    from ml.metrics import auc
-    from ml.settings import Settings
+    from ml.model.metrics import auc
+    from ml.core.settings import Settings
     from ml.synth.latent import TRAITS, latent_states
-    from ml.train import (Timer, _calibration_rows, _dataset, cross_fit, plan_split, read_examples,
+    from ml.stages.train import (Timer, _calibration_rows, _dataset, cross_fit, plan_split, read_examples,
                           tune)
 
     customers = args.customers or TIERS[args.tier]

@@ -8,7 +8,7 @@
    The generated files are kept under --workdir and reused by a later run of the same size
    and seed; the warehouse is always rebuilt.
 2. scan floor: one DuckDB aggregate pass over orders and events (group by customer, a few sums).
-3. feature build: ``ml.transform.build_features`` at as_of = end - 1 day, from scratch
+3. feature build: ``ml.stages.features.build_features`` at as_of = end - 1 day, from scratch
    (features for the scoring cutoff and every training cutoff, dbt tests included).
 4. incremental build: the held-back day is added and as_of moves to the end date.
 
@@ -148,8 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from ml.settings import Settings
-    from ml.transform import build_features
+    from ml.core.settings import Settings
+    from ml.stages.features import build_features
 
     customers = args.customers or TIERS[args.tier]
     workdir = args.workdir / args.tier

@@ -49,8 +49,8 @@ ONE_CUTOFF_RUNS = 3  # ~19 s each at tier M; all_cutoffs (~75 s) runs once
 
 def dbt_fixed_cost(settings_overrides: dict) -> dict:
     """dbt in a fresh process: import + cold parse, then a warm (partial) parse."""
-    from ml.settings import Settings
-    from ml.transform import dbt_vars, run_dbt
+    from ml.core.settings import Settings
+    from ml.core.dbt import dbt_vars, run_dbt
 
     with tempfile.TemporaryDirectory() as scratch:
         settings = Settings.load(**settings_overrides, warehouse=Path(scratch))
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import duckdb
 
-    from ml.settings import Settings
+    from ml.core.settings import Settings
 
     warehouse_db = args.workdir / args.tier / "warehouse" / "churnwatch.duckdb"
     if not warehouse_db.exists():

@@ -7,7 +7,7 @@ Setup (child process, not timed, kept in --workdir for --reuse): generate a shop
 is the backtest cutoff (the latest cutoff on the dbt grid whose label window ends by the as-of
 date), ingest it and build the features with ``--cutoffs`` training cutoffs.
 
-Timed, in this process: ``ml.train.train`` exactly as the pipeline calls it (search, backtest,
+Timed, in this process: ``ml.stages.train.train`` exactly as the pipeline calls it (search, backtest,
 production refit, baselines, plots, model card, MLflow logging, registry and gate). Then one bare
 ``lightgbm.train`` of the production matrix with the chosen settings and tree count, as a yardstick.
 
@@ -52,10 +52,10 @@ def backtest_cutoff(as_of: dt.date, horizon: int) -> dt.date:
 
 def prepare(workdir: str, customers: int, seed: int, cutoffs: int) -> dict:
     """Generate (truth at the backtest cutoff), ingest and build features; runs in a child process."""
-    from ml.ingest import ingest
-    from ml.settings import Settings
+    from ml.stages.ingest import ingest
+    from ml.core.settings import Settings
     from ml.synth import generate
-    from ml.transform import build_features
+    from ml.stages.features import build_features
 
     started = time.perf_counter()
     raw, warehouse = Path(workdir) / "raw", Path(workdir) / "warehouse"
@@ -83,7 +83,7 @@ def bare_fit(settings, params: dict, rounds: int) -> dict:
     import lightgbm as lgb
     import numpy as np
 
-    from ml.train import plan_split, read_examples
+    from ml.stages.train import plan_split, read_examples
 
     data = read_examples(settings)
     split = plan_split(data.total_rows, settings.horizon_days)
@@ -116,9 +116,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     import pandas as pd
 
-    from ml.metrics import auc
-    from ml.settings import Settings
-    from ml.train import train
+    from ml.model.metrics import auc
+    from ml.core.settings import Settings
+    from ml.stages.train import train
 
     customers = args.customers or TIERS[args.tier]
     workdir = args.workdir / f"{args.tier}-{customers}-{args.seed}-{args.cutoffs}"
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     settings = Settings.load(**overrides)
     # the registry's SQLite database and experiment are created once, untimed, as on any machine
     # that has trained before (a fresh database costs its schema migrations, ~2-4 s, once)
-    from ml import registry
+    from ml.core import registry
 
     registry.configure(settings)
     load_before = os.getloadavg()
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
                        "origin_scored_rows": {k.split("/")[1]: int(v) for k, v in sorted(metrics.items())
                                               if k.startswith("origin/") and k.endswith("/scored_rows")},
                        "note": "model AUC/ECE/Brier and all baselines on every test-cutoff customer; each earlier "
-                               "rolling origin on a stable whole-customer sample (ml.train.ORIGIN_SCORE_ROWS) when "
+                               "rolling origin on a stable whole-customer sample (ml.stages.train.ORIGIN_SCORE_ROWS) when "
                                "the data exceed train_max_rows; baselines fitted on the fit sample's honest rows"},
         "train_wall_s": round(train_s, 1),
         "train_cpu_s": round(train_cpu_s, 1),

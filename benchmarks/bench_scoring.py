@@ -16,7 +16,7 @@ their data tests) and ``publish`` (Parquet snapshots, CRM export, catalog swap).
 ``--repeats`` runs (default 3; every run's total is recorded too), each run in a fresh process.
 
 Reason codes are LightGBM's exact TreeSHAP contributions, computed once per distinct route through
-each tree (ml/contributions.py), so the ``score`` step runs the real ``ml.score.score`` on every
+each tree (ml/model/contributions.py), so the ``score`` step runs the real ``ml.stages.score.score`` on every
 customer at every tier. ``marts_model_seconds`` splits the ``marts`` step by dbt model and test
 (``product_similarities`` is shop-wide: built once per as-of date, reused by later campaigns of
 that date; the first campaign of a date, as here, pays for it). ``loadavg`` is recorded before and
@@ -100,7 +100,7 @@ def _simulate_previous_scoring(settings, days: int = 30) -> None:
 def _forget_similarities(settings) -> None:
     """Drop the as-of date's product similarities, so that the timed run builds them, as the first
     campaign of a date does (they are kept per date and reused by its later campaigns)."""
-    from ml.warehouse import connect, table_exists
+    from ml.core.warehouse import connect, table_exists
 
     with connect(settings) as con:
         if table_exists(con, "marts", "product_similarities"):
@@ -136,9 +136,9 @@ def _recommendation_quality(settings) -> dict:
     had not bought. Untimed; the temporary campaign and its similarity slice are removed and the
     run's recommendations rebuilt afterwards.
     """
-    from ml.retention import marts_vars
-    from ml.transform import run_dbt
-    from ml.warehouse import connect
+    from ml.stages.decide import marts_vars
+    from ml.core.dbt import run_dbt
+    from ml.core.warehouse import connect
 
     cutoff = settings.as_of - dt.timedelta(days=settings.horizon_days)
     horizon_end = settings.as_of
@@ -254,9 +254,9 @@ def _recommendation_quality(settings) -> dict:
 def _timed_run(settings) -> dict:
     """The timed path once, each step as the DAG calls it (a previous scoring simulated in
     between, untimed)."""
-    from ml.publish import publish
-    from ml.retention import build_marts, decide
-    from ml.score import score
+    from ml.stages.publish import publish
+    from ml.stages.decide import build_marts, decide
+    from ml.stages.score import score
 
     _forget_similarities(settings)
     steps: dict[str, float] = {}
@@ -293,9 +293,9 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("CHURNWATCH_PII_SALT", "bench-only-salt")
 
-    from ml.ingest import ingest
-    from ml.settings import Settings
-    from ml.transform import build_features
+    from ml.stages.ingest import ingest
+    from ml.core.settings import Settings
+    from ml.stages.features import build_features
 
     customers = TIERS[args.tier]
     work = args.workdir or Path("/tmp/churnwatch-bench-scoring")
@@ -311,10 +311,10 @@ def main() -> int:
                                                              "generate_train"),
                                    warehouse=work / f"wh-train-{args.train_customers}", as_of=END_DATE, horizon_days=90,
                                    mlflow_tracking_uri=tracking, retrain=True)
-    from ml.registry import alias_version
+    from ml.core.registry import alias_version
 
     if alias_version(train_settings, "champion") is None:
-        from ml.train import train
+        from ml.stages.train import train
 
         _timed(setup, "ingest_train", ingest, train_settings)
         _timed(setup, "features_train", build_features, train_settings)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag
 
-from ml import dag_tasks as t
+from ml.faces import airflow_tasks as t
 
 
 @dag(dag_id="churn_pipeline", schedule=None, **t.dag_kwargs(__doc__, "one-shot"))

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from airflow.sdk import dag
 
-from ml import dag_tasks as t
-from ml.assets import CUSTOMER_FEATURES
+from ml.faces import airflow_tasks as t
+from ml.faces.assets import CUSTOMER_FEATURES
 
 
 @dag(dag_id="churn_scoring", schedule=[CUSTOMER_FEATURES], **t.dag_kwargs(__doc__, "scoring"))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag
 
-from ml import dag_tasks as t
+from ml.faces import airflow_tasks as t
 
 
 @dag(dag_id="churn_training", schedule="@weekly", **t.dag_kwargs(__doc__, "training", retrain_default=True))

@@ -11,7 +11,7 @@ import datetime as dt
 
 import great_expectations as gx
 
-from ml.contract import SOURCES
+from ml.core.contract import SOURCES
 
 EARLIEST = dt.datetime(1990, 1, 1)
 SHA256_HEX = r"^[0-9a-f]{64}$"

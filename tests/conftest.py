@@ -31,7 +31,7 @@ os.environ.setdefault("CHURNWATCH_PII_SALT", "test-only-salt")
 def churnwatch(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real ``churnwatch`` command in a child process, as a user would."""
     proc = subprocess.run(
-        [sys.executable, "-m", "ml.cli", *args],
+        [sys.executable, "-m", "ml.faces.cli", *args],
         cwd=REPO,
         env={**os.environ, **(env or {})},
         capture_output=True,

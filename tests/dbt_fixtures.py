@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from ml.contract import SOURCES
+from ml.core.contract import SOURCES
 
 TS_COLUMNS = {name: s.ts_column for name, s in SOURCES.items() if s.ts_column}
 

@@ -35,14 +35,14 @@ MAX_ECE = 0.02
 
 def test_published_scores_of_the_demo_shop_are_calibrated_on_its_real_future(tmp_path):
     os.environ.setdefault("CHURNWATCH_PII_SALT", "test-only-salt")
-    from ml.ingest import ingest
-    from ml.metrics import auc, expected_calibration_error
-    from ml.score import score
-    from ml.settings import Settings
+    from ml.stages.ingest import ingest
+    from ml.model.metrics import auc, expected_calibration_error
+    from ml.stages.score import score
+    from ml.core.settings import Settings
     from ml.synth import generate
-    from ml.train import train
-    from ml.transform import build_features
-    from ml.warehouse import connect
+    from ml.stages.train import train
+    from ml.stages.features import build_features
+    from ml.core.warehouse import connect
 
     raw = tmp_path / "raw"
     generate(raw, customers=DEMO_CUSTOMERS, seed=DEMO_SEED, end_date=DEMO_END)

@@ -18,11 +18,11 @@ HORIZON = 90
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     """A generated shop with truth; ingest, then dbt build of campaign_results and its staging."""
-    from ml.ingest import ingest
-    from ml.retention import marts_vars
-    from ml.settings import Settings
+    from ml.stages.ingest import ingest
+    from ml.stages.decide import marts_vars
+    from ml.core.settings import Settings
     from ml.synth import generate
-    from ml.transform import run_dbt
+    from ml.core.dbt import run_dbt
 
     shop = tmp_path_factory.mktemp("campaign_shop")
     generate(shop, customers=5000, seed=11, end_date=AS_OF, truth_as_of=AS_OF - dt.timedelta(days=HORIZON),

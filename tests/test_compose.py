@@ -76,7 +76,7 @@ def test_services_wait_for_healthy_dependencies_and_init(services):
         assert deps["init"]["condition"] == "service_completed_successfully"
     init = _command(services["init"])
     assert "airflow db migrate" in init and "pools set duckdb_writer 1" in init
-    assert "ml.orchestrate --manifest" in init
+    assert "ml.faces.orchestrate --manifest" in init
 
 
 def test_no_secret_is_written_in_the_file(services):

@@ -1,12 +1,12 @@
-"""Reason-code contributions per distinct route (ml/contributions.py) equal LightGBM's pred_contrib."""
+"""Reason-code contributions per distinct route (ml/model/contributions.py) equal LightGBM's pred_contrib."""
 from __future__ import annotations
 
 import lightgbm as lgb
 import numpy as np
 import pytest
 
-from ml import contributions
-from ml.contributions import explain, pred_contrib
+from ml.model import contributions
+from ml.model.contributions import explain, pred_contrib
 
 
 def _data(n: int = 3000, seed: int = 0):
@@ -123,7 +123,7 @@ def test_reasons_of_the_churn_model_use_it(tmp_path):
     """ChurnModel.contributions: the production scorer's num_iteration, a frame with feature columns."""
     import pandas as pd
 
-    from ml.model import ChurnModel, FeatureSpec, Scorer
+    from ml.model.churn_model import ChurnModel, FeatureSpec, Scorer
 
     X, y = _data()
     booster = _train(X, y)

@@ -273,7 +273,7 @@ def _ingest_log(warehouse: Path, run_id: str) -> dict[str, dict]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_corrupted_input(case, baseline, tmp_path, monkeypatch, capsys):
-    from ml.cli import main
+    from ml.faces.cli import main
 
     breaker, expected = CASES[case]
     raw = derive_shop(baseline.shop, tmp_path / "raw")
@@ -296,8 +296,8 @@ def test_corrupted_input(case, baseline, tmp_path, monkeypatch, capsys):
         assert pipeline_query(warehouse, "select count(*) from raw._ingest_log where status = 'failed' "
                                          "and message like '%' || ? || '%'", [expected.fragments[-1]])[0][0] == 1
     else:
-        from ml.ingest import ingest
-        from ml.settings import Settings
+        from ml.stages.ingest import ingest
+        from ml.core.settings import Settings
 
         report = ingest(Settings.load(warehouse=warehouse, raw_dir=raw), run_id=run_id)
         assert report.as_of == END_DATE
@@ -338,8 +338,8 @@ def test_the_command_exits_non_zero_with_one_line(baseline, tmp_path):
 
 
 def _ingested(baseline, tmp_path, breaker) -> Path:
-    from ml.ingest import ingest
-    from ml.settings import Settings
+    from ml.stages.ingest import ingest
+    from ml.core.settings import Settings
 
     raw = derive_shop(baseline.shop, tmp_path / "raw")
     breaker(raw)
@@ -390,8 +390,8 @@ def test_failed_batch_keeps_its_bad_rows_for_diagnosis(baseline, tmp_path):
     raw = derive_shop(baseline.shop, tmp_path / "raw")
     too_many_bad_rows(raw)
     warehouse = copy_warehouse(baseline, tmp_path / "w")
-    from ml.ingest import BatchError, ingest
-    from ml.settings import Settings
+    from ml.stages.ingest import BatchError, ingest
+    from ml.core.settings import Settings
 
     with pytest.raises(BatchError):
         ingest(Settings.load(warehouse=warehouse, raw_dir=raw, as_of=END_DATE), run_id="failed-run")
@@ -446,7 +446,7 @@ def test_run_with_amounts_in_cents_fails_the_feature_gate(baseline, tmp_path):
 
 def test_run_killed_while_scoring_leaves_the_publication_intact(baseline, tmp_path):
     warehouse = copy_warehouse(baseline, tmp_path / "w", full=True)
-    cmd = [sys.executable, "-m", "ml.cli", "run", "--raw-dir", str(baseline.shop), "--warehouse", str(warehouse),
+    cmd = [sys.executable, "-m", "ml.faces.cli", "run", "--raw-dir", str(baseline.shop), "--warehouse", str(warehouse),
            "--as-of", END_DATE.isoformat(), "--horizon-days", str(HORIZON)]
     proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **run_env(baseline)}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -466,7 +466,7 @@ def test_run_killed_while_scoring_leaves_the_publication_intact(baseline, tmp_pa
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert fingerprint(warehouse) == baseline.published
-    from ml.catalog import connect_catalog  # views name files relative to the catalog
+    from ml.core.catalog import connect_catalog  # views name files relative to the catalog
 
     con = connect_catalog(warehouse / "analytics.duckdb")
     assert con.execute("select count(*) from marts.churn_scores").fetchone()[0] > 0
@@ -475,7 +475,7 @@ def test_run_killed_while_scoring_leaves_the_publication_intact(baseline, tmp_pa
 
 def test_a_max_amount_the_warehouse_cannot_sum_is_refused():
     """dbt sums money as DECIMAL(18, 4): a row-fault bound beyond it is refused up front."""
-    from ml.settings import Settings
+    from ml.core.settings import Settings
 
     with pytest.raises(ValueError, match="max_amount must be above 0 and below 1e"):
         Settings.load(max_amount=1e15)

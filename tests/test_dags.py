@@ -19,7 +19,7 @@ FORM_FIELDS = {"as_of_date", "horizon_days", "retrain", "campaign_budget", "cont
 @pytest.fixture(scope="module")
 def manifest():
     """The compiled dbt manifest the Cosmos task groups render from (``make setup`` builds it too)."""
-    from ml.orchestrate import ensure_manifest
+    from ml.faces.orchestrate import ensure_manifest
 
     return ensure_manifest()
 
@@ -70,7 +70,7 @@ def bytecode_env(tmp_path_factory, manifest):
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_dag_file_imports_in_under_a_second(dag_file, bytecode_env):
-    """Cold for everything the file itself pulls in (ml.dag_tasks, Cosmos, the dbt manifest).
+    """Cold for everything the file itself pulls in (ml.faces.airflow_tasks, Cosmos, the dbt manifest).
     CPU seconds of the process, so that other work on a shared machine does not count; the wall
     time is printed beside it."""
     code = (
@@ -117,7 +117,7 @@ def test_features_dag_runs_each_dbt_model_and_test_as_a_task(dagbag):
     _assert_chain(dag, ["ingest", "validate_raw", "prepare_feature_rebuild", "dbt_features.customer_features.run",
                         "dbt_features.customer_features.test", "record_feature_inputs", "validate_features",
                         "announce_features"])
-    # a re-export's changed past days are cleared before any model runs (ml/rebuild.py)
+    # a re-export's changed past days are cleared before any model runs (ml/stages/features/rebuild.py)
     assert any(i.startswith("dbt_features.stg_shop__orders") for i in dag.get_task("prepare_feature_rebuild").downstream_task_ids)
     outlets = {a.uri for a in dag.get_task("announce_features").outlets}
     assert "churnwatch://warehouse/marts/customer_features" in outlets
@@ -166,9 +166,9 @@ def test_operational_defaults(dagbag, dag_id):
 def test_data_quality_faults_fail_without_retry():
     from airflow.sdk.exceptions import AirflowFailException
 
-    from ml.dag_tasks import data_faults_fail_fast
-    from ml.errors import HistoryTooShort
-    from ml.quality import QualityGateError
+    from ml.faces.airflow_tasks import data_faults_fail_fast
+    from ml.core.errors import HistoryTooShort
+    from ml.core.quality import QualityGateError
 
     with pytest.raises(AirflowFailException, match="^suite customer_features failed$"):  # plain words, no class
         with data_faults_fail_fast():
@@ -182,8 +182,8 @@ def test_data_quality_faults_fail_without_retry():
 
 
 def test_failure_callback_records_an_alert(tmp_path, caplog):
-    from ml.dag_tasks import record_alert
-    from ml.quality import QualityGateError
+    from ml.faces.airflow_tasks import record_alert
+    from ml.core.quality import QualityGateError
 
     class TI:
         dag_id, task_id, run_id, try_number = "churn_pipeline", "validate_scores", "manual__1", 1

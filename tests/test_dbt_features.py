@@ -1,6 +1,6 @@
 """The dbt feature layer: point-in-time correctness, optional sources, labels, incrementality.
 
-Each test builds its own warehouse(s) with ``ml.transform.build_features`` (the same call the
+Each test builds its own warehouse(s) with ``ml.stages.features.build_features`` (the same call the
 pipeline makes, dbt tests included) on raw tables laid out as ingest writes them.
 """
 from __future__ import annotations
@@ -13,9 +13,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.contract import SOURCES
-from ml.settings import Settings
-from ml.transform import build_features, run_dbt
+from ml.core.contract import SOURCES
+from ml.core.settings import Settings
+from ml.core.dbt import run_dbt
+from ml.stages.features import build_features
 from dbt_fixtures import (
     create_raw_tables,
     cut_at,
@@ -236,7 +237,7 @@ def test_cli_full_refresh_rebuilds_the_same_features(late_build, tmp_path):
     import json
     import shutil
 
-    from ml.cli import main
+    from ml.faces.cli import main
 
     warehouse = tmp_path / "refresh"
     shutil.copytree(late_build, warehouse, ignore=shutil.ignore_patterns("dbt"))

@@ -1,6 +1,6 @@
 """End to end against a live Airflow that the test starts itself (API server, scheduler, DAG
 processor, triggerer on a free localhost port, a temporary home and warehouse), the same way
-``make up`` starts it (``ml.services.LocalAirflow``):
+``make up`` starts it (``ml.faces.services.LocalAirflow``):
 
 0. every listening socket of the started processes (Airflow's components and log server, the
    MLflow server) is on 127.0.0.1, the log servers on the ports given;
@@ -65,14 +65,14 @@ def _record(name: str, seconds: float) -> None:
 
 @dataclass
 class Live:
-    airflow: object  # ml.services.LocalAirflow
+    airflow: object  # ml.faces.services.LocalAirflow
     mlflow_url: str
 
 
 @pytest.fixture(scope="module")
 def live_services(tmp_path_factory):
     """Airflow and the MLflow server as ``make up`` starts them, on free ports of localhost."""
-    from ml.services import LocalAirflow, start_mlflow, stop_process, wait_for_http
+    from ml.faces.services import LocalAirflow, start_mlflow, stop_process, wait_for_http
     from ml.synth import generate
 
     started = time.monotonic()
@@ -129,7 +129,7 @@ def _failure_report(airflow, dag_id: str, run_id: str) -> str:
 
 
 def _published(warehouse: Path) -> duckdb.DuckDBPyConnection:
-    from ml.catalog import connect_catalog  # views name files relative to the catalog
+    from ml.core.catalog import connect_catalog  # views name files relative to the catalog
 
     return connect_catalog(warehouse / "analytics.duckdb")
 
@@ -274,7 +274,7 @@ def test_mlflow_ui_opens_on_the_registry_behind_the_login(live_services):
         pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
-    from ml.services import MLFLOW_REGISTRY
+    from ml.faces.services import MLFLOW_REGISTRY
 
     airflow, url = live_services.airflow, live_services.mlflow_url + MLFLOW_REGISTRY
     ARTIFACTS.mkdir(exist_ok=True)

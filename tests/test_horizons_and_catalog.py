@@ -104,7 +104,7 @@ def two_horizons(pipeline_s, shop_s, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def one_horizon(pipeline_s):
     """The 90-day warehouse's own figures, read where it was built."""
-    from ml.catalog import connect_catalog
+    from ml.core.catalog import connect_catalog
 
     con = connect_catalog(pipeline_s / "analytics.duckdb")
     try:
@@ -125,7 +125,7 @@ def test_summary_names_one_horizon_the_latest_runs_by_default(two_horizons, one_
     assert f"horizon {HORIZON} days" in chosen and f"churnwatch_churn_{HORIZON}d" in chosen
     assert re.search(rf"customers scored \({HORIZON} d\):\s+{customers:,}\b", chosen), chosen
     # each horizon's model line shows that model's own backtest metrics
-    from ml.catalog import connect_catalog
+    from ml.core.catalog import connect_catalog
 
     con = connect_catalog(two_horizons / "analytics.duckdb")
     try:
@@ -142,7 +142,7 @@ def test_summary_names_one_horizon_the_latest_runs_by_default(two_horizons, one_
 
 
 def test_published_views_keep_horizons_apart(two_horizons, one_horizon):
-    from ml.catalog import connect_catalog
+    from ml.core.catalog import connect_catalog
 
     con = connect_catalog(two_horizons / "analytics.duckdb")
     try:
@@ -173,7 +173,7 @@ def test_each_readme_query_names_its_horizon(two_horizons, one_horizon):
     """Every README statement runs on the two-horizon catalog; with the 90-day horizon chosen,
     each gives exactly what it gave on the 90-day warehouse alone, and by default it answers for
     the latest run's horizon (60 days), never for both."""
-    from ml.catalog import connect_catalog
+    from ml.core.catalog import connect_catalog
 
     con = connect_catalog(two_horizons / "analytics.duckdb")
     try:
@@ -208,7 +208,7 @@ def test_readme_examples_work_as_written_on_a_moved_warehouse(two_horizons, tmp_
         assert proc.stdout.strip(), command
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    proc = subprocess.run([sys.executable, "-m", "ml.cli", "sql", "--warehouse", str(two_horizons)],
+    proc = subprocess.run([sys.executable, "-m", "ml.faces.cli", "sql", "--warehouse", str(two_horizons)],
                           input=readme_sql_text(), cwd=elsewhere,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -229,9 +229,9 @@ def test_a_moved_warehouse_answers_read_only_from_any_folder(tmp_path, monkeypat
     queried from a third one: through ``connect_catalog`` and through ``churnwatch sql``."""
     from test_publish import _fill
 
-    from ml.catalog import connect_catalog
-    from ml.publish import publish
-    from ml.settings import Settings
+    from ml.core.catalog import connect_catalog
+    from ml.stages.publish import publish
+    from ml.core.settings import Settings
 
     settings = Settings.load(warehouse=tmp_path / "built" / "warehouse", as_of=END_DATE, horizon_days=HORIZON)
     _fill(settings, 1000, "moved")
@@ -250,7 +250,7 @@ def test_a_moved_warehouse_answers_read_only_from_any_folder(tmp_path, monkeypat
             assert con.execute(f"select count(*) from marts.{table}").fetchall()[0][0] == rows, table
     finally:
         con.close()
-    proc = subprocess.run([sys.executable, "-m", "ml.cli", "sql", "--warehouse", str(moved),
+    proc = subprocess.run([sys.executable, "-m", "ml.faces.cli", "sql", "--warehouse", str(moved),
                            "select count(*) as customers from marts.churn_scores"],
                           cwd=elsewhere, env={**os.environ, "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True, timeout=120)

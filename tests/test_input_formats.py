@@ -25,13 +25,13 @@ ORDERS_HEADER = ["order_id", "customer_id", "order_ts", "amount"]
 
 
 def _settings(tmp_path: Path, raw: Path, **overrides):
-    from ml.settings import Settings
+    from ml.core.settings import Settings
 
     return Settings.load(warehouse=tmp_path / "w", raw_dir=raw, pii_salt="test-salt", **overrides)
 
 
 def _ingest(tmp_path: Path, raw: Path, **overrides):
-    from ml.ingest import ingest
+    from ml.stages.ingest import ingest
 
     return ingest(_settings(tmp_path, raw, **overrides), run_id="formats")
 
@@ -233,7 +233,7 @@ def test_a_day_first_export_ingests_with_its_format_set(tmp_path, monkeypatch, h
         monkeypatch.setenv("CHURNWATCH_TIMESTAMP_FORMATS", "; ".join(formats))
         report = _ingest(tmp_path, raw).to_dict()
     else:
-        from ml.cli import main
+        from ml.faces.cli import main
 
         monkeypatch.setenv("CHURNWATCH_PII_SALT", "test-salt")
         args = ["ingest", "--raw-dir", str(raw), "--warehouse", str(tmp_path / "w")]
@@ -261,7 +261,7 @@ def test_a_format_for_every_source_and_iso_still_read(tmp_path):
 
 
 def test_without_the_format_the_error_quotes_the_value_and_the_expected_format(tmp_path):
-    from ml.ingest import BatchError
+    from ml.stages.ingest import BatchError
 
     raw = tmp_path / "raw"
     _orders(raw, ["2025-12-30"] + DAY_FIRST)
@@ -275,7 +275,7 @@ def test_without_the_format_the_error_quotes_the_value_and_the_expected_format(t
 
 
 def test_a_month_first_value_under_a_day_first_format_is_quoted(tmp_path):
-    from ml.ingest import BatchError
+    from ml.stages.ingest import BatchError
 
     raw = tmp_path / "raw"
     _orders(raw, ["12/31/2025", "12/30/2025"])
@@ -297,7 +297,7 @@ def test_a_quarantined_timestamp_names_the_expected_format_and_keeps_its_value(t
 
 def test_numbers_with_a_decimal_comma_are_reported_with_the_value(tmp_path):
     """Decimal commas are not read (documented): the line says so, with the value."""
-    from ml.ingest import BatchError
+    from ml.stages.ingest import BatchError
 
     raw = tmp_path / "raw"
     _write_csv(raw / "orders.csv", ORDERS_HEADER, [["O0", "C1", "2025-12-31", "5"], ["O1", "C1", "2025-12-31", "1234,5"]],
@@ -316,7 +316,7 @@ def test_numbers_with_a_decimal_comma_are_reported_with_the_value(tmp_path):
     ("orders=", "the format is empty"),
 ])
 def test_a_bad_format_setting_fails_at_once_in_one_line(spec, message, tmp_path, monkeypatch, capsys):
-    from ml.cli import main
+    from ml.faces.cli import main
 
     with pytest.raises(ValueError, match=re.escape(message)):
         _settings(tmp_path, tmp_path, timestamp_formats=spec)
@@ -330,8 +330,8 @@ def test_a_bad_format_setting_fails_at_once_in_one_line(spec, message, tmp_path,
 def test_the_format_reaches_the_dag_tasks(tmp_path, monkeypatch):
     """``churnwatch run --timestamp-format`` hands it to the Airflow run as CHURNWATCH_TIMESTAMP_FORMATS
     (``Settings.as_env``), where each task's ``settings_from_params`` reads it back."""
-    from ml.cli import _settings, build_parser
-    from ml.settings import settings_from_params
+    from ml.faces.cli import _settings, build_parser
+    from ml.core.settings import settings_from_params
 
     args = build_parser().parse_args(["run", "--raw-dir", str(tmp_path), "--timestamp-format", "orders=%d/%m/%Y",
                                       "--timestamp-format", "events=%d/%m/%Y %H:%M"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml.metrics import (auc, brier, calibration_table, classification_report, expected_calibration_error,
+from ml.model.metrics import (auc, brier, calibration_table, classification_report, expected_calibration_error,
                         gains_table, lift_at, recall_at, segment_auc)
 
 

@@ -25,11 +25,11 @@ BASELINES = ("days_since_last_order", "rfm_logistic", "bgnbd")
 def trained(tmp_path_factory):
     """Shop (truth at the test cutoff) → ingest → features (16 cutoffs) → train twice."""
     os.environ.setdefault("CHURNWATCH_PII_SALT", "test-only-salt")
-    from ml.ingest import ingest
-    from ml.settings import Settings
+    from ml.stages.ingest import ingest
+    from ml.core.settings import Settings
     from ml.synth import generate
-    from ml.train import train
-    from ml.transform import build_features
+    from ml.stages.train import train
+    from ml.stages.features import build_features
 
     base = tmp_path_factory.mktemp("model_quality")
     generate(base / "raw", customers=10_000, seed=11, end_date=END, truth_as_of=TEST_CUTOFF, horizon_days=HORIZON)
@@ -45,8 +45,8 @@ def trained(tmp_path_factory):
 
 def test_backtest_beats_the_baselines_and_approaches_the_oracle(trained):
     settings, first, _, truth = trained
-    from ml import registry
-    from ml.metrics import auc
+    from ml.core import registry
+    from ml.model.metrics import auc
 
     metrics = registry.version_metrics(settings, first.version)
     assert first.decision == "first model: promoted to champion"
@@ -65,7 +65,7 @@ def test_backtest_beats_the_baselines_and_approaches_the_oracle(trained):
 
 def test_the_run_holds_plots_card_signature_and_tags(trained):
     settings, first, _, _ = trained
-    from ml import registry
+    from ml.core import registry
 
     client = registry.configure(settings)
     files = {a.path for a in client.list_artifacts(first.run_id)}
@@ -88,7 +88,7 @@ def test_the_run_holds_plots_card_signature_and_tags(trained):
 
 def test_same_data_and_seed_give_the_same_model_and_the_gate_keeps_the_champion(trained):
     settings, first, second, _ = trained
-    from ml import registry
+    from ml.core import registry
 
     pd.testing.assert_frame_equal(first.backtest, second.backtest)
     assert second.metrics["auc"] == first.metrics["auc"]
@@ -99,9 +99,9 @@ def test_same_data_and_seed_give_the_same_model_and_the_gate_keeps_the_champion(
 
 def test_scoring_follows_the_champion_alias_and_rollback(trained):
     settings, first, second, _ = trained
-    from ml import registry
-    from ml.score import score
-    from ml.warehouse import connect
+    from ml.core import registry
+    from ml.stages.score import score
+    from ml.core.warehouse import connect
 
     def scored_version():
         score(settings)
@@ -123,7 +123,7 @@ def test_scoring_follows_the_champion_alias_and_rollback(trained):
 
 def test_model_performance_has_a_row_per_version(trained):
     settings, first, second, _ = trained
-    from ml.warehouse import connect
+    from ml.core.warehouse import connect
 
     with connect(settings, read_only=True) as con:
         rows = con.execute("select model_version, as_of_date, test_cutoff, auc, pr_auc, brier, ece, lift_at_10pct, "
@@ -135,7 +135,7 @@ def test_model_performance_has_a_row_per_version(trained):
 
 def test_value_forecast_beats_the_naive_guess(trained):
     settings, first, _, _ = trained
-    from ml import registry
+    from ml.core import registry
 
     run = registry.configure(settings).get_run(first.run_id).data.metrics
     assert 330 <= run["value_eval_window_days"] <= 365 and run["value_eval_customers"] > 500
@@ -147,7 +147,7 @@ def test_value_forecast_beats_the_naive_guess(trained):
 def test_a_sampled_read_holds_the_rows_of_sampling_after_reading_everything(trained):
     """On large data only the fit sample's customers and the evaluated cutoffs leave DuckDB: the
     same rows, in the same order, as reading every row and sampling whole customers afterwards."""
-    from ml.train import customer_sample, origin_cutoffs, plan_split, read_examples
+    from ml.stages.train import customer_sample, origin_cutoffs, plan_split, read_examples
 
     settings = trained[0]
     full, part = read_examples(settings), read_examples(settings.replace(train_max_rows=20_000))

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.baselines import btyd_inputs, fit_baselines
-from ml.btyd import BGNBD, GammaGamma
-from ml.calibration import IsotonicCalibrator, PlattCalibrator, fit_calibrator
-from ml.metrics import auc, expected_calibration_error
-from ml.model import FeatureSpec
-from ml.train import Examples, _calibration_rows, customer_folds, customer_sample, plan_split, search_candidates
+from ml.model.baselines import btyd_inputs, fit_baselines
+from ml.model.btyd import BGNBD, GammaGamma
+from ml.model.calibration import IsotonicCalibrator, PlattCalibrator, fit_calibrator
+from ml.model.metrics import auc, expected_calibration_error
+from ml.model.churn_model import FeatureSpec
+from ml.stages.train import Examples, _calibration_rows, customer_folds, customer_sample, plan_split, search_candidates
 
 
 def simulate_bgnbd(n: int, r=0.8, alpha=30.0, a=0.7, b=3.0, horizon=90.0, seed=0):

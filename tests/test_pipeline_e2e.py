@@ -18,7 +18,7 @@ CONTRACT_COLUMNS = [
 
 
 def _analytics(warehouse):
-    from ml.catalog import connect_catalog  # views name files relative to the catalog
+    from ml.core.catalog import connect_catalog  # views name files relative to the catalog
 
     return connect_catalog(warehouse / "analytics.duckdb")
 

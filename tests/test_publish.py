@@ -2,7 +2,7 @@
 is kept per as-of date, and a failed publish changes nothing visible.
 
 The pipeline database here is built directly with tables of the published shapes (fast); what is
-under test is ml/publish.py's snapshot + manifest + atomic catalog swap.
+under test is ml/stages/publish/snapshot.py's snapshot + manifest + atomic catalog swap.
 """
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ml.catalog import connect_catalog
-from ml.publish import KEEP_MANIFESTS, publish, read_manifest
-from ml.retention import campaign_id_for
-from ml.settings import Settings
+from ml.core.catalog import connect_catalog
+from ml.stages.publish import KEEP_MANIFESTS, publish, read_manifest
+from ml.core.settings import Settings
 
 AS_OF = dt.date(2025, 12, 31)
 HORIZON = 90
@@ -28,7 +27,7 @@ HORIZON = 90
 
 def _fill(settings: Settings, rows: int, tag: str, as_of: dt.date = AS_OF) -> None:
     """Replace the run's rows in the pipeline tables the publish reads; every row carries ``tag``."""
-    campaign = campaign_id_for(settings.replace(as_of=as_of))
+    campaign = settings.replace(as_of=as_of).campaign_id
     settings.warehouse.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(settings.db_path))
     try:
@@ -148,8 +147,8 @@ def test_history_is_kept_per_as_of_date_and_a_rerun_replaces_its_partition(setti
     for path in partitions.values():
         assert (settings.published_dir / path).exists()
     # CRM export of each run's campaign
-    assert (settings.crm_export_dir / f"{campaign_id_for(settings)}.csv").exists()
-    assert (settings.crm_export_dir / f"{campaign_id_for(settings.replace(as_of=earlier))}.parquet").exists()
+    assert (settings.crm_export_dir / f"{settings.campaign_id}.csv").exists()
+    assert (settings.crm_export_dir / f"{settings.replace(as_of=earlier).campaign_id}.parquet").exists()
 
 
 @pytest.mark.integration
@@ -166,7 +165,7 @@ def test_old_snapshot_files_are_collected_after_a_few_publishes(settings):
 
 @pytest.mark.integration
 def test_a_failed_publish_changes_nothing_visible(settings, monkeypatch):
-    import ml.publish
+    import ml.stages.publish.snapshot
 
     _fill(settings, 800, "good")
     publish(settings)
@@ -178,7 +177,7 @@ def test_a_failed_publish_changes_nothing_visible(settings, monkeypatch):
     def broken_export(*args, **kwargs):
         raise RuntimeError("CRM export failed")
 
-    monkeypatch.setattr(ml.publish, "export_crm", broken_export)
+    monkeypatch.setattr(ml.stages.publish.snapshot, "export_crm", broken_export)
     with pytest.raises(RuntimeError, match="CRM export failed"):
         publish(settings)
     assert settings.analytics_path.read_bytes() == before

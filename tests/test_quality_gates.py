@@ -23,7 +23,7 @@ def warehouse(baseline, tmp_path):
 
 
 def _settings(warehouse, **overrides):
-    from ml.settings import Settings
+    from ml.core.settings import Settings
 
     return Settings.load(warehouse=warehouse, as_of=END_DATE, horizon_days=HORIZON, **overrides)
 
@@ -38,7 +38,7 @@ def _tamper(warehouse, *sql: str) -> None:
 
 
 def _fails(gate, settings) -> str:
-    from ml.quality import QualityGateError
+    from ml.core.quality import QualityGateError
 
     with pytest.raises(QualityGateError) as info:
         gate(settings, run_id="gate-test")
@@ -49,7 +49,7 @@ def _fails(gate, settings) -> str:
 
 
 def test_raw_gate_passes_on_the_good_run_and_keeps_data_docs(warehouse):
-    from ml.gates import gate_raw
+    from ml.stages.gates import gate_raw
 
     result = gate_raw(_settings(warehouse), run_id="manual__2025-12-31T00:00:00+00:00")
     assert result.success and result.evaluated > 30
@@ -61,7 +61,7 @@ def test_raw_gate_passes_on_the_good_run_and_keeps_data_docs(warehouse):
 
 
 def test_raw_gate_catches_what_slipped_past_ingest(warehouse, baseline):
-    from ml.gates import gate_raw
+    from ml.stages.gates import gate_raw
 
     _tamper(warehouse,
             "update raw.orders set amount = -5 where order_id in (select order_id from raw.orders order by order_id limit 3)",
@@ -76,14 +76,14 @@ def test_raw_gate_catches_what_slipped_past_ingest(warehouse, baseline):
 
 
 def test_raw_gate_checks_the_ingest_log_reconciles(warehouse):
-    from ml.gates import gate_raw
+    from ml.stages.gates import gate_raw
 
     _tamper(warehouse, "delete from raw.orders where order_id in (select order_id from raw.orders limit 2)")
     assert "raw_orders: expect_table_row_count_to_equal" in _fails(gate_raw, _settings(warehouse))
 
 
 def test_raw_gate_on_a_sample_for_large_tables(warehouse):
-    from ml.gates import gate_raw
+    from ml.stages.gates import gate_raw
 
     result = gate_raw(_settings(warehouse, quality_max_rows=1000))
     assert result.success
@@ -93,7 +93,7 @@ def test_raw_gate_on_a_sample_for_large_tables(warehouse):
 
 
 def test_feature_gate_passes_and_learns_bounds_from_the_good_run(warehouse):
-    from ml.gates import gate_features, load_baseline
+    from ml.stages.gates import gate_features, load_baseline
 
     learnt_by_good_run = load_baseline(_settings(warehouse))
     assert learnt_by_good_run["amount_365d"]["mean"] > 0
@@ -105,7 +105,7 @@ def test_feature_gate_passes_and_learns_bounds_from_the_good_run(warehouse):
 
 def test_feature_gate_stops_a_shift_in_distribution(warehouse, baseline):
     """Spend suddenly 100x (amounts exported in cents): every value is valid, the mean is not."""
-    from ml.gates import gate_features
+    from ml.stages.gates import gate_features
 
     _tamper(warehouse, "update marts.customer_features set amount_365d = amount_365d * 100 where as_of_date = date '2025-12-31'")
     message = _fails(gate_features, _settings(warehouse))
@@ -117,7 +117,7 @@ def test_feature_gate_stops_a_shift_in_distribution(warehouse, baseline):
 
 
 def test_feature_gate_names_duplicates_and_nulls_with_sample_rows(warehouse):
-    from ml.gates import gate_features
+    from ml.stages.gates import gate_features
 
     _tamper(warehouse,
             "insert into marts.customer_features select * from marts.customer_features "
@@ -131,7 +131,7 @@ def test_feature_gate_names_duplicates_and_nulls_with_sample_rows(warehouse):
 
 
 def test_feature_gate_checks_freshness(warehouse):
-    from ml.gates import gate_features
+    from ml.stages.gates import gate_features
 
     _tamper(warehouse, "update marts.customer_features set days_since_last_order = days_since_last_order + 60, "
                        "days_since_first_order = days_since_first_order + 60 where as_of_date = date '2025-12-31'")
@@ -143,7 +143,7 @@ def test_feature_gate_checks_freshness(warehouse):
 
 
 def test_score_gate_passes_on_the_good_run(warehouse):
-    from ml.gates import gate_scores
+    from ml.stages.gates import gate_scores
 
     assert gate_scores(_settings(warehouse)).success
 
@@ -157,7 +157,7 @@ def test_score_gate_passes_on_the_good_run(warehouse):
      "expect_column_values_to_not_be_null(column=risk_tier)"),
 ])
 def test_score_gate_failures(warehouse, baseline, breakage, expectation):
-    from ml.gates import gate_scores
+    from ml.stages.gates import gate_scores
 
     _tamper(warehouse, breakage)
     message = _fails(gate_scores, _settings(warehouse))

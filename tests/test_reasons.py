@@ -5,8 +5,8 @@ import csv
 
 import pandas as pd
 
-from ml.reasons import read_catalog, top_reasons
-from ml.settings import REPO_ROOT
+from ml.model.reasons import read_catalog, top_reasons
+from ml.core.settings import REPO_ROOT
 
 CATALOG_CSV = REPO_ROOT / "dbt_project" / "seeds" / "reason_catalog.csv"
 

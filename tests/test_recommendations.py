@@ -15,11 +15,11 @@ import duckdb
 import pytest
 
 from conftest import END_DATE, HORIZON
-from ml import retention
+from ml.stages import decide
 
 VARIANTS = 200  # customer groups, each buying its own variant of every product
 MIN_PRODUCTS = 50_000
-N = retention.RECOMMENDATIONS_PER_CUSTOMER
+N = decide.RECOMMENDATIONS_PER_CUSTOMER
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def _split_catalogue(con: duckdb.DuckDBPyConnection) -> None:
 @pytest.fixture(scope="module")
 def big_catalogue(pipeline_s, shop_s, tmp_path_factory):
     """A copy of the session's pipeline warehouse with > 50,000 products, its crm marts rebuilt."""
-    from ml.settings import Settings
+    from ml.core.settings import Settings
 
     warehouse = tmp_path_factory.mktemp("big_catalogue") / "warehouse"
     shutil.copytree(pipeline_s, warehouse, ignore=shutil.ignore_patterns("published", "exports", "mlflow"))
@@ -52,7 +52,7 @@ def big_catalogue(pipeline_s, shop_s, tmp_path_factory):
         _split_catalogue(con)
     finally:
         con.close()
-    retention.build_marts(settings)  # raised "more than 4095 products" before plain keys
+    decide.build_marts(settings)  # raised "more than 4095 products" before plain keys
     return settings
 
 
@@ -72,10 +72,10 @@ def test_the_catalogue_is_real_sized(big_catalogue):
 
 
 def test_every_audience_customer_gets_n_new_valid_products(big_catalogue):
-    campaign = retention.campaign_id_for(big_catalogue)
+    campaign = big_catalogue.campaign_id
     (audience, recommended, full, invalid, already_bought, sources_ok), = _query(big_catalogue, """
         with audience as (
-            select distinct customer_id from retention.audience_decisions where campaign_id = ?
+            select distinct customer_id from decide.audience_decisions where campaign_id = ?
         ),
         recommendations as (
             select * from marts.customer_product_recommendations where campaign_id = ?
@@ -112,7 +112,7 @@ def test_similar_products_come_from_the_large_catalogue(big_catalogue):
     """Most recommendations are co-purchase neighbours of what the customer bought, spread over
     the whole catalogue (product keys far beyond the old 4,095 limit), each a top-10 neighbour of
     a product the customer bought."""
-    campaign = retention.campaign_id_for(big_catalogue)
+    campaign = big_catalogue.campaign_id
     (similar, distinct_similar, not_a_neighbour), = _query(big_catalogue, """
         with items as (
             select customer_id, unnest(recommended_products) as product_id,

@@ -2,8 +2,8 @@
 
 Shops send full re-exports every day that correct, add late, delete and quarantine rows dated
 in the past. The feature layer is incremental, so each rerun must find the past days that
-changed (fingerprints at ingest, ``ml.fingerprints``) and rebuild what depends on them
-(``ml.rebuild``); a change of the feature SQL must rebuild too. The proof: after a sequence
+changed (fingerprints at ingest, ``ml.core.fingerprints``) and rebuild what depends on them
+(``ml.stages.features.rebuild``); a change of the feature SQL must rebuild too. The proof: after a sequence
 of re-exports the feature marts hold exactly the rows of a fresh warehouse given the last
 export (EXCEPT ALL both ways, no tolerance).
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ml.ingest import ingest
-from ml.settings import Settings
-from ml.transform import build_features
+from ml.stages.ingest import ingest
+from ml.core.settings import Settings
+from ml.stages.features import build_features
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +146,7 @@ def fresh(exports, tmp_path_factory) -> Path:
 def test_reruns_on_reexports_equal_a_fresh_build(exports, fresh, tmp_path, caplog):
     warehouse = tmp_path / "rerun"
     results = []
-    with caplog.at_level(logging.WARNING, logger="ml.rebuild"):
+    with caplog.at_level(logging.WARNING, logger="ml.stages.features.rebuild"):
         for raw_dir, as_of in exports:
             results.append(_run(warehouse, raw_dir, as_of))
     assert _differences(warehouse, fresh) == {mart: (0, 0) for mart in MARTS}
@@ -160,7 +160,7 @@ def test_reruns_on_reexports_equal_a_fresh_build(exports, fresh, tmp_path, caplo
     count, since = re.match(r"features: rebuilding (\d+) cutoffs? from (\S+) on", reruns[0]["rebuilt"]).groups()
     assert 0 < int(count) < built and dt.date.fromisoformat(since) >= END - dt.timedelta(days=100)
     assert "customers changed" in reruns[1]["rebuilt"]
-    assert [r.message for r in caplog.records if r.name == "ml.rebuild"] == [r["rebuilt"] for r in reruns]
+    assert [r.message for r in caplog.records if r.name == "ml.stages.features.rebuild"] == [r["rebuilt"] for r in reruns]
 
 
 def test_an_unchanged_rerun_rebuilds_nothing(fresh, exports, tmp_path):
@@ -198,7 +198,7 @@ def test_a_change_of_the_feature_sql_rebuilds_every_cutoff(fresh, exports, tmp_p
 def test_a_build_that_failed_on_a_reexport_is_redone_after_a_revert(exports, tmp_path, monkeypatch):
     """The shop sends a corrected export, the build on it fails after dbt rewrote tables, the
     shop then sends the old export again: the days the failed build touched are rebuilt."""
-    from ml import rebuild
+    from ml.stages.features import rebuild
 
     (original, as_of), (corrected, _) = exports[0], exports[1]
     warehouse, reference = tmp_path / "w", tmp_path / "reference"

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import registry
-from ml.calibration import fit_calibrator
-from ml.model import ChurnModel, FeatureSpec, Scorer
-from ml.settings import Settings
-from ml.train import promote_if_better
+from ml.core import registry
+from ml.model.calibration import fit_calibrator
+from ml.model.churn_model import ChurnModel, FeatureSpec, Scorer
+from ml.core.settings import Settings
+from ml.stages.train import promote_if_better
 
 TEST_CUTOFF = dt.date(2025, 9, 9)
 
@@ -74,7 +74,7 @@ def frames():
 
 
 def gate(settings, version, model, test):
-    from ml.metrics import auc, expected_calibration_error
+    from ml.model.metrics import auc, expected_calibration_error
 
     p = model.backtest_proba(test)
     metrics = {"auc": auc(test["is_churned"], p), "ece": expected_calibration_error(test["is_churned"], p)}

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml import retention
-from ml.segments import SEGMENTS, quintile_score, rfm_segments, risk_tiers, value_tiers
+from ml.stages import decide
+from ml.model.segments import SEGMENTS, quintile_score, rfm_segments, risk_tiers, value_tiers
 
 AS_OF = dt.date(2025, 12, 31)
 PREVIOUS_AS_OF = dt.date(2025, 12, 1)
@@ -68,7 +68,7 @@ def _random_problem(seed: int, n: int = 400):
                            "expected_effect": [0.03, 0.1, 0.2]})
     effects = np.tile(offers["expected_effect"].to_numpy(), (n, 1))
     effects[rng.random(n) < 0.7, 2] = np.nan  # C only for some
-    net = retention.expected_net_values(rng.random(n), rng.gamma(2.0, 80.0, n), effects, offers["unit_cost"])
+    net = decide.expected_net_values(rng.random(n), rng.gamma(2.0, 80.0, n), effects, offers["unit_cost"])
     billable = rng.random(n) >= 0.1
     return net, offers["unit_cost"].to_numpy(), billable
 
@@ -83,7 +83,7 @@ def test_policy_keeps_to_the_budget_and_more_budget_never_lowers_value(seed):
     net, cost, billable = _random_problem(seed)
     previous = -1.0
     for budget in [0, 1, 5, 20, 50, 100, 200, 400, 800, 1600, 1e6]:
-        choice, lam = retention.choose_offers(net, cost, budget, billable)
+        choice, lam = decide.choose_offers(net, cost, budget, billable)
         value, spend = _total(net, cost, choice, billable)
         assert spend <= budget + 1e-9
         assert value >= previous - 1e-9, f"budget {budget}: value {value} < {previous}"
@@ -93,7 +93,7 @@ def test_policy_keeps_to_the_budget_and_more_budget_never_lowers_value(seed):
 
 def test_unlimited_budget_picks_each_customers_best_offer():
     net, cost, billable = _random_problem(7)
-    choice, lam = retention.choose_offers(net, cost, 1e9, billable)
+    choice, lam = decide.choose_offers(net, cost, 1e9, billable)
     assert lam == 0.0
     best = np.where(net.max(axis=1) > 0, net.argmax(axis=1), -1)
     assert (choice == best).all()
@@ -143,7 +143,7 @@ def test_policy_choices_equal_the_argmax_reference(seed):
         cost[1] = cost[0]  # equal costs: ties between offers at every price
     billable = rng.random(n) < 0.9
     for budget in (0.0, 1.0, 10.0, 100.0, 1e9):
-        choice, lam = retention.choose_offers(net, cost, budget, billable)
+        choice, lam = decide.choose_offers(net, cost, budget, billable)
         expected, expected_lam = _choose_offers_by_argmax(net, cost, budget, billable)
         assert (choice == expected).all() and lam == expected_lam
 
@@ -153,29 +153,29 @@ def test_control_flags_equal_the_documented_hash_for_every_customer():
     ids = np.array([f"{i:07d}" for i in range(5_000)] + ["", "ünïcödé-42", "0", "a" * 300], dtype=object)
     expected = np.array([int.from_bytes(hashlib.blake2b(b"CW-20251231-H90\x1f" + c.encode(), digest_size=8).digest(),
                                         "big") / 2**64 < 0.10 for c in ids])
-    assert (retention.control_flags(ids, "CW-20251231-H90", 0.10) == expected).all()
+    assert (decide.control_flags(ids, "CW-20251231-H90", 0.10) == expected).all()
 
 
 def test_control_group_is_a_stable_hash_of_customer_and_campaign():
     ids = np.array([f"{i:06d}" for i in range(20_000)])
-    a = retention.control_flags(ids, "CW-20251231-H90", 0.10)
-    assert (a == retention.control_flags(ids, "CW-20251231-H90", 0.10)).all()
+    a = decide.control_flags(ids, "CW-20251231-H90", 0.10)
+    assert (a == decide.control_flags(ids, "CW-20251231-H90", 0.10)).all()
     assert abs(a.mean() - 0.10) < 0.01
-    b = retention.control_flags(ids, "CW-20260131-H90", 0.10)
+    b = decide.control_flags(ids, "CW-20260131-H90", 0.10)
     assert (a != b).any()  # another campaign draws another group
     # the same customer gets the same flag whatever else is in the list
-    assert (retention.control_flags(ids[::-1], "CW-20251231-H90", 0.10) == a[::-1]).all()
+    assert (decide.control_flags(ids[::-1], "CW-20251231-H90", 0.10) == a[::-1]).all()
     # documented recipe: blake2b-64 of "<campaign>\x1f<customer>" / 2**64 < share
     digest = hashlib.blake2b(b"CW-20251231-H90\x1f000007", digest_size=8).digest()
     assert a[7] == (int.from_bytes(digest, "big") / 2**64 < 0.10)
 
 
 def test_prior_effects_respect_eligibility_and_an_effect_model_can_replace_them(tmp_path):
-    from ml.settings import Settings
+    from ml.core.settings import Settings
 
-    offers = retention.load_offer_catalog(Settings.load(warehouse=tmp_path))
+    offers = decide.load_offer_catalog(Settings.load(warehouse=tmp_path))
     customers = pd.DataFrame({"value_tier": ["high", "low"], "has_service_issue": [False, True]})
-    effects = retention.PriorEffects().expected_effects(customers, offers)
+    effects = decide.PriorEffects().expected_effects(customers, offers)
     by_code = dict(zip(offers["offer_code"], effects.T))
     assert np.isnan(by_code["COUPON20"][1]) and not np.isnan(by_code["COUPON20"][0])
     assert np.isnan(by_code["SERVICE_CALL"][0]) and not np.isnan(by_code["SERVICE_CALL"][1])
@@ -190,13 +190,13 @@ def test_prior_effects_respect_eligibility_and_an_effect_model_can_replace_them(
 
 
 def test_service_reasons_are_recognised():
-    flags = retention.has_service_issue([
+    flags = decide.has_service_issue([
         np.array(["count_tickets_unresolved", None, "days_since_last_order"], dtype=object),
         np.array([None, "Low average review rating", None], dtype=object),
         np.array([None, None, "amount_365d"], dtype=object),
     ])
     assert list(flags) == [True, True, False]
-    as_series = retention.has_service_issue([pd.Series(["count_tickets_unresolved", None, "days_since_last_order"],
+    as_series = decide.has_service_issue([pd.Series(["count_tickets_unresolved", None, "days_since_last_order"],
                                                        dtype="string"),
                                              pd.Series([None, "Low average review rating", None], dtype="string"),
                                              pd.Series([None, None, "amount_365d"], dtype="string")])
@@ -213,7 +213,7 @@ def test_service_reasons_are_recognised():
     ("Last ticket long ago", False), ("No order for a long time", False), ("count_reviews", False),
 ])
 def test_reassuring_reason_sentences_are_not_service_problems(reason, is_problem):
-    assert bool(retention.has_service_issue([np.array([reason], dtype=object)])[0]) is is_problem
+    assert bool(decide.has_service_issue([np.array([reason], dtype=object)])[0]) is is_problem
 
 
 # ---- integration: a small shop through decide → marts → publish ---------------------------------
@@ -270,9 +270,9 @@ def shop(tmp_path_factory):
 @pytest.fixture(scope="module")
 def settings(shop, tmp_path_factory):
     """A warehouse with real features and two scoring runs (a month apart) of contract shape."""
-    from ml.ingest import ingest
-    from ml.settings import Settings
-    from ml.transform import build_features
+    from ml.stages.ingest import ingest
+    from ml.core.settings import Settings
+    from ml.stages.features import build_features
 
     s = Settings.load(raw_dir=shop, warehouse=tmp_path_factory.mktemp("retention_wh"), as_of=AS_OF,
                       horizon_days=HORIZON, campaign_budget=3000.0, control_share=0.10)
@@ -290,16 +290,16 @@ def settings(shop, tmp_path_factory):
 @pytest.fixture(scope="module")
 def campaign(settings):
     """decide → marts → publish once; returns the decide summary."""
-    from ml.publish import publish
+    from ml.stages.publish import publish
 
-    summary = retention.decide(settings)
-    retention.build_marts(settings)
+    summary = decide.decide(settings)
+    decide.build_marts(settings)
     publish(settings)
     return summary
 
 
 def _analytics(settings):
-    from ml.catalog import connect_catalog  # views name files relative to the catalog
+    from ml.core.catalog import connect_catalog  # views name files relative to the catalog
 
     return connect_catalog(settings.analytics_path)
 
@@ -359,12 +359,12 @@ def test_budget_spend_never_exceeds_and_more_budget_never_lowers_value(settings,
     previous = -1.0
     try:
         for budget in (0.0, 50.0, 500.0, 3000.0, 20_000.0):
-            summary = retention.decide(settings.replace(campaign_budget=budget))
+            summary = decide.decide(settings.replace(campaign_budget=budget))
             assert summary["spend"] <= budget
             assert summary["expected_net_value"] >= previous
             previous = summary["expected_net_value"]
     finally:
-        retention.decide(settings)  # leave the module's campaign as it was
+        decide.decide(settings)  # leave the module's campaign as it was
 
 
 @integration
@@ -432,14 +432,14 @@ def test_crm_export_is_complete_checksummed_and_free_of_pii(settings, campaign):
 
 @integration
 def test_the_same_run_twice_publishes_identical_rows_and_control_group(settings, campaign):
-    from ml.publish import publish
+    from ml.stages.publish import publish
 
     first = _published(settings)
     control_first = {r[1] for r in first["retention_audience"] if r[6]}
     export_first = json.loads((settings.crm_export_dir / f"{campaign['campaign_id']}.manifest.json").read_text())
 
-    retention.decide(settings)
-    retention.build_marts(settings)
+    decide.decide(settings)
+    decide.build_marts(settings)
     publish(settings)
 
     second = _published(settings)

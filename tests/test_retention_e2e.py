@@ -16,7 +16,7 @@ RESULTS_CONTRACT = ["campaign_id", "group", "customers", "retained", "retention_
 
 
 def test_the_pipeline_publishes_the_retention_contract(pipeline_s):
-    from ml.catalog import connect_catalog  # views name files relative to the catalog
+    from ml.core.catalog import connect_catalog  # views name files relative to the catalog
 
     con = connect_catalog(pipeline_s / "analytics.duckdb")
     views = {r[0] for r in con.execute(

@@ -96,7 +96,7 @@ def test_a_terminal_shows_the_running_dbt_stage_as_a_bar(tmp_path):
     import io
     import json
 
-    from ml.orchestrate import ProgressView
+    from ml.faces.orchestrate import ProgressView
 
     class Terminal(io.StringIO):
         def isatty(self):

@@ -16,8 +16,8 @@ import urllib.request
 
 import pytest
 
-from ml.services import LocalAirflow, docs_server, mlflow_auth_config
-from ml.settings import REPO_ROOT, Settings
+from ml.faces.services import LocalAirflow, docs_server, mlflow_auth_config
+from ml.core.settings import REPO_ROOT, Settings
 
 
 def _free_port() -> int:
@@ -75,7 +75,7 @@ def test_log_server_listens_on_localhost_on_the_configured_ports(tmp_path):
     env = airflow.env()
     assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == str(airflow.worker_log_port)
     assert env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] == str(airflow.trigger_log_port)
-    proc = subprocess.Popen([sys.executable, "-m", "ml.services", "serve-logs"], env=env, cwd=REPO_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "ml.faces.services", "serve-logs"], env=env, cwd=REPO_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wanted = {airflow.worker_log_port, airflow.trigger_log_port}
@@ -104,7 +104,7 @@ def test_mlflow_admin_password_follows_the_secrets_file(tmp_path):
     CHURNWATCH_ADMIN_PASSWORD must still be the one that logs in after the next `make up`."""
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
-    from ml.services import set_mlflow_admin_password
+    from ml.faces.services import set_mlflow_admin_password
 
     settings = Settings.load(warehouse=tmp_path / "wh")
     settings.mlflow_dir.mkdir(parents=True)

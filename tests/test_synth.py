@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ml.contract import EVENT_TYPES, ORDER_STATUSES, SOURCES
+from ml.core.contract import EVENT_TYPES, ORDER_STATUSES, SOURCES
 from ml.synth import generate
 
 AS_OF = dt.date(2025, 9, 30)

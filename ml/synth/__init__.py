@@ -1,7 +1,7 @@
 """Synthetic shop generator: raw exports driven by a latent customer process, plus the truth.
 
 ``generate(out_dir, customers, seed, end_date, truth_as_of=None, horizon_days=90,
-fmt="parquet", history_days=730)`` writes one file per raw source (see ``ml/contract.py``) and,
+fmt="parquet", history_days=730)`` writes one file per raw source (see ``ml/core/contract.py``) and,
 with ``truth_as_of``, the ground truth under ``out_dir/_truth/``. It exists so the pipeline can
 be tested and benchmarked on data whose true churn probabilities and campaign effects are known.
 

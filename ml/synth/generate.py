@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.contract import SOURCES
+from ml.core.contract import SOURCES
 
 from .calendar import Calendar
 from .dynamics import History, simulate

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ml.contract import SOURCES
+from ml.core.contract import SOURCES
 
 _ARROW_TYPES = {
     "VARCHAR": pa.string(),

@@ -3,7 +3,7 @@
 A stage raises ``InputError`` (or a subclass) when the fault lies in what it was given — a missing
 folder, an export that is too short for the horizon — rather than in the machine (a lock held, a
 disk full, a crashed worker), which a retry may cure. The faces treat the two apart: the Airflow
-tasks turn an ``InputError`` into a failure without retries (``ml.dag_tasks``), and ``churnwatch``
+tasks turn an ``InputError`` into a failure without retries (``ml.faces.airflow_tasks``), and ``churnwatch``
 prints its message as the run's one error line. The message is the whole explanation: what is
 wrong, what was found, and what to change.
 

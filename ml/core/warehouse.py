@@ -11,7 +11,7 @@ from typing import Iterator
 
 import duckdb
 
-from ml.settings import Settings
+from ml.core.settings import Settings
 
 
 def _configure(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:

@@ -20,7 +20,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml.errors import InputError
+from ml.core.errors import InputError
 
 log = logging.getLogger(__name__)
 # GX logs 200+ "Skipping registering function …" lines at INFO while it imports: chatter, not news

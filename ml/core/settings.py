@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # dbt sums money exactly as DECIMAL(18, 4) (dbt_project/macros/exact_aggregates.sql): amounts
 # stay below 10^14, so max_amount (the row-fault bound ingest enforces) must too
 MAX_SUMMABLE_AMOUNT = 1e14
@@ -42,7 +42,7 @@ class Settings:
     as_of: dt.date | None = None  # None: latest order date in the raw data
     horizon_days: int = 90
     cutoff_step_days: int = 30  # spacing of training cutoffs
-    # full-label cutoffs (incl. the backtest one; see ml/train.py for the split). 16 x 30 days: the
+    # full-label cutoffs (incl. the backtest one; see ml/stages/train.py for the split). 16 x 30 days: the
     # backtest's honest cutoffs span a year, so the label windows of every season are seen and the
     # calendar features and calibration fit the season being scored (with 8, realized ECE 0.025 on
     # the demo shop: benchmarks/results/calibration.json)
@@ -50,7 +50,7 @@ class Settings:
     # data quality
     max_bad_row_share: float = 0.05  # above it a source is a batch fault and the run stops
     # input formats (README "Bring your own data"): "orders=%d/%m/%Y; events=%d/%m/%Y %H:%M", or one
-    # format for every source; tried before ISO 8601, which is always read (ml/contract.py)
+    # format for every source; tried before ISO 8601, which is always read (ml/core/contract.py)
     timestamp_formats: str = ""
     max_amount: float = 1_000_000.0  # an order amount or price above it is a row fault (< 1e14)
     feature_drift_sd: float = 0.5  # a feature mean may move this many of last good run's SDs; 0: off
@@ -67,7 +67,7 @@ class Settings:
     train_cv_folds: int = 3  # customer folds for early stopping and out-of-fold calibration
     train_refit: bool = True  # production booster refitted on every full-label cutoff
     train_backtest_origins: int = 3  # rolling origins: the test cutoff and the ones before it
-    # above these row counts a stable sample of whole customers is used (see ml/train.py): the
+    # above these row counts a stable sample of whole customers is used (see ml/stages/train.py): the
     # boosters' fit, and the search and rolling origins (benchmarks/results/model-M.json)
     # (measured at tier M on 2 shared cores: 0.3 M → 1 M rows bought +0.001 AUC for 3x the time)
     train_max_rows: int = 500_000
@@ -112,7 +112,7 @@ class Settings:
             raise ValueError(f"max_amount must be above 0 and below {MAX_SUMMABLE_AMOUNT:.0e}"
                              f" (dbt sums money as DECIMAL(18, 4)), got {self.max_amount}")
         if self.timestamp_formats:  # a typo in a format fails here, before any stage runs
-            from ml.contract import timestamp_formats
+            from ml.core.contract import timestamp_formats
 
             timestamp_formats(self.timestamp_formats)
         as_of = self.as_of
@@ -155,6 +155,11 @@ class Settings:
     @property
     def data_docs_dir(self) -> Path:
         return self.warehouse / "data_docs"
+
+    @property
+    def campaign_id(self) -> str:
+        """One campaign per scoring run: the same as-of date and horizon give the same id."""
+        return f"CW-{self.as_of:%Y%m%d}-H{self.horizon_days}"
 
     @property
     def registered_model_name(self) -> str:

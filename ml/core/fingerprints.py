@@ -3,7 +3,7 @@
 Shops send full re-exports that correct, add late, delete or quarantine rows dated in the
 past. The feature layer is incremental (built cutoffs are kept, daily tables re-read only
 their newest days), so a change to an old day must be found and its consequences rebuilt
-(``ml.rebuild``). Ingest writes ``raw._day_fingerprints`` in the same transaction that
+(``ml.stages.features.rebuild``). Ingest writes ``raw._day_fingerprints`` in the same transaction that
 replaces ``raw.*``: one row per source and day with the day's row count and the sum of the
 rows' hashes (order-free, and unlike an XOR a repeated row does not cancel itself out).
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import duckdb
 
-from ml.contract import SOURCES
-from ml.warehouse import table_exists
+from ml.core.contract import SOURCES
+from ml.core.warehouse import table_exists
 
 TABLE = "raw._day_fingerprints"
 

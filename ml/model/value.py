@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ml.baselines import btyd_inputs, fit_bgnbd
-from ml.btyd import BGNBD, GammaGamma
+from ml.model.baselines import btyd_inputs, fit_bgnbd
+from ml.model.btyd import BGNBD, GammaGamma
 
 VALUE_DAYS = 365
 YEAR_TOLERANCE_DAYS = 31  # an origin pairs with a cutoff 334..365 days later (the 30-day grid has 360)
@@ -60,7 +60,7 @@ class BTYDValue:
 class SpendRegressor:
     """LightGBM on the churn model's features → spend over the next 365 days if retained."""
 
-    spec: object  # ml.model.FeatureSpec
+    spec: object  # ml.model.churn_model.FeatureSpec
     booster: object
     scale: float  # 365 / the label window's days
     kind = "lightgbm_tweedie"

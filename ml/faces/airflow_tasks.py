@@ -12,11 +12,11 @@ Conventions every task follows:
 - every task touches the warehouse's DuckDB file, which allows one writer at a time, so they all
   run in the one-slot pool ``duckdb_writer`` (``make up`` and the e2e tests create it);
 - transient faults are retried with exponential backoff; a fault a person must fix (a failed gate,
-  a bad batch, any ``ml.errors.InputError`` such as a history too short for the horizon) raises
+  a bad batch, any ``ml.core.errors.InputError`` such as a history too short for the horizon) raises
   ``AirflowFailException`` with the plain message: no retry, the run stops, nothing is published;
 - a failed task appends one alert line to ``<warehouse>/alerts/alerts.jsonl`` and logs it;
 - under ``churnwatch run`` every task start, end, retry and failure is appended to the run's
-  progress file (``ml.orchestrate.PROGRESS_ENV``), which the command shows as one line per stage.
+  progress file (``ml.faces.orchestrate.PROGRESS_ENV``), which the command shows as one line per stage.
 
 Nothing heavy is imported here at module level: DAG files import this module at parse time.
 """
@@ -32,9 +32,9 @@ from pathlib import Path
 
 from airflow.sdk import Param, get_current_context, task
 
-from ml.assets import ANALYST_CATALOG, CHAMPION_MODEL, CUSTOMER_FEATURES, RAW_LAYER
-from ml.orchestrate import MANIFEST_PATH, PROGRESS_ENV
-from ml.settings import REPO_ROOT
+from ml.faces.assets import ANALYST_CATALOG, CHAMPION_MODEL, CUSTOMER_FEATURES, RAW_LAYER
+from ml.faces.orchestrate import MANIFEST_PATH, PROGRESS_ENV
+from ml.core.settings import REPO_ROOT
 
 log = logging.getLogger("churnwatch.airflow")
 
@@ -102,7 +102,7 @@ def record_alert(context) -> None:
     _progress("failed", context, error=message, kind=alert["kind"])
     log.error("CHURNWATCH ALERT %s.%s failed (%s): %s", alert["dag_id"], alert["task_id"], alert["kind"], alert["error"])
     try:
-        from ml.settings import settings_from_params
+        from ml.core.settings import settings_from_params
 
         warehouse = settings_from_params(dict(context.get("params") or {})).warehouse
         path = warehouse / "alerts" / "alerts.jsonl"
@@ -128,7 +128,7 @@ def _root_cause_name(exc: BaseException | None) -> str | None:
 def _is_data_fault(exc: BaseException | None) -> bool:
     """A fault in the input, which a retry cannot cure: an ``InputError`` (a failed gate, a bad
     batch, a history too short), raised or the cause of what was raised."""
-    from ml.errors import InputError
+    from ml.core.errors import InputError
 
     return any(isinstance(e, InputError) for e in (exc, getattr(exc, "__cause__", None)))
 
@@ -249,7 +249,7 @@ def _params() -> dict:
 
 def settings_for(run: dict | None = None):
     """Settings for this task: the form's params, then the run's resolved as-of date and paths."""
-    from ml.settings import settings_from_params
+    from ml.core.settings import settings_from_params
 
     run = run or {}
     return settings_from_params(
@@ -269,10 +269,10 @@ def _dbt_env(settings) -> dict[str, str]:
 
 def run_info(settings, **extra) -> dict:
     """The run dict handed from task to task (small: paths and dates, never data)."""
-    from ml.transform import dbt_vars
+    from ml.core.dbt import dbt_vars
 
     try:  # the crm/analytics marts take the campaign knobs as well
-        from ml.retention import marts_vars
+        from ml.stages.decide import marts_vars
     except ImportError:  # pragma: no cover - retention stage not installed
         marts_vars = dbt_vars
     return {
@@ -291,7 +291,7 @@ def run_info(settings, **extra) -> dict:
 @task(outlets=[RAW_LAYER])
 def ingest(**context) -> dict:
     """Load raw exports into DuckDB raw.* (bad rows to quarantine.*); resolve the as-of date."""
-    from ml.ingest import ingest as run_ingest
+    from ml.stages.ingest import ingest as run_ingest
 
     settings = settings_for()
     with data_faults_fail_fast():
@@ -305,11 +305,11 @@ def ingest(**context) -> dict:
 @task
 def validate_raw(run: dict) -> dict:
     """Great Expectations gate on the raw layer (contract, volumes, freshness)."""
-    import ml.gates
+    import ml.stages.gates
 
-    gate_raw = getattr(ml.gates, "gate_raw", None)
-    if gate_raw is None:  # TODO(quality): ml.gates.gate_raw lands with the raw-layer suite
-        log.warning("no raw-layer gate installed yet (ml.gates.gate_raw); skipping")
+    gate_raw = getattr(ml.stages.gates, "gate_raw", None)
+    if gate_raw is None:  # TODO(quality): ml.stages.gates.gate_raw lands with the raw-layer suite
+        log.warning("no raw-layer gate installed yet (ml.stages.gates.gate_raw); skipping")
         return run
     with data_faults_fail_fast():
         gate_raw(settings_for(run))
@@ -328,7 +328,7 @@ def resolve_run(**context) -> dict:
             warehouse=event.get("warehouse") or settings.warehouse,
         )
     if settings.as_of is None:
-        from ml.warehouse import connect
+        from ml.core.warehouse import connect
 
         with connect(settings, read_only=True) as con:
             as_of = con.execute("select max(as_of_date) from raw._ingest_log").fetchone()[0]
@@ -355,7 +355,7 @@ def _latest_features_event(context) -> dict | None:
 @task(task_id="dbt_features")
 def build_features_in_one_step(run: dict) -> dict:
     """dbt build of staging, intermediate and the feature marts (used when no dbt manifest is compiled)."""
-    from ml.transform import build_features
+    from ml.stages.features import build_features
 
     build_features(settings_for(run))
     return run
@@ -365,7 +365,7 @@ def build_features_in_one_step(run: dict) -> dict:
 def prepare_feature_rebuild(run: dict) -> dict:
     """Before the per-model feature tasks: delete what past days changed by a re-export feed
     (or drop the incremental tables when the feature SQL changed), as build_features does."""
-    from ml import rebuild
+    from ml.stages.features import rebuild
 
     rebuild.prepare(settings_for(run), drop_for_full_refresh=True)
     return run
@@ -374,7 +374,7 @@ def prepare_feature_rebuild(run: dict) -> dict:
 @task
 def record_feature_inputs(run: dict) -> dict:
     """After the per-model feature tasks: record the inputs the features were built from."""
-    from ml import rebuild
+    from ml.stages.features import rebuild
 
     rebuild.record(settings_for(run))
     return run
@@ -383,7 +383,7 @@ def record_feature_inputs(run: dict) -> dict:
 @task
 def validate_features(run: dict) -> dict:
     """Great Expectations gate on customer_features at the scoring cutoff."""
-    from ml.gates import gate_features
+    from ml.stages.gates import gate_features
 
     with data_faults_fail_fast():
         gate_features(settings_for(run))
@@ -402,7 +402,7 @@ def announce_features(run: dict, **context) -> dict:
 @task
 def train_if_needed(run: dict) -> dict:
     """Train a challenger and run the promotion gate when asked, or when the horizon has no champion."""
-    from ml.train import train_if_needed as run_train
+    from ml.stages.train import train_if_needed as run_train
 
     with data_faults_fail_fast():
         outcome = run_train(settings_for(run))
@@ -413,7 +413,7 @@ def train_if_needed(run: dict) -> dict:
 @task(outlets=[CHAMPION_MODEL])
 def train_challenger(run: dict) -> dict:
     """Train a challenger, register it in MLflow and run the promotion gate (moves `champion` if better)."""
-    from ml.train import train
+    from ml.stages.train import train
 
     with data_faults_fail_fast():
         result = train(settings_for(run).replace(retrain=True)).to_dict()
@@ -424,7 +424,7 @@ def train_challenger(run: dict) -> dict:
 @task
 def score(run: dict, **context) -> dict:
     """Score every active customer with the champion: probability, tier, reasons, value at risk."""
-    from ml.score import score as run_score
+    from ml.stages.score import score as run_score
 
     with data_faults_fail_fast():
         # the run's own time, never now(): logical date when set (scheduled, dag.test), else run_after
@@ -436,7 +436,7 @@ def score(run: dict, **context) -> dict:
 @task
 def validate_scores(run: dict) -> dict:
     """Great Expectations gate on the scores before anything is built on them."""
-    from ml.gates import gate_scores
+    from ml.stages.gates import gate_scores
 
     with data_faults_fail_fast():
         gate_scores(settings_for(run))
@@ -447,9 +447,9 @@ def validate_scores(run: dict) -> dict:
 def decide_retention(run: dict) -> dict:
     """Pick the campaign audience under the budget, with a random control group."""
     try:
-        from ml.retention import decide
-    except ImportError:  # TODO(retention): ml.retention.decide lands with the retention stage
-        log.warning("no retention stage installed yet (ml.retention.decide); skipping")
+        from ml.stages.decide import decide
+    except ImportError:  # TODO(retention): ml.stages.decide.decide lands with the retention stage
+        log.warning("no retention stage installed yet (ml.stages.decide.decide); skipping")
         return run
     with data_faults_fail_fast():
         decided = decide(settings_for(run))
@@ -460,7 +460,7 @@ def decide_retention(run: dict) -> dict:
 def build_marts_in_one_step(run: dict) -> dict:
     """dbt build of the crm and analytics marts (used when no dbt manifest is compiled)."""
     try:
-        from ml.retention import build_marts
+        from ml.stages.decide import build_marts
     except ImportError:
         return run
     build_marts(settings_for(run))
@@ -470,7 +470,7 @@ def build_marts_in_one_step(run: dict) -> dict:
 @task(outlets=[ANALYST_CATALOG])
 def publish(run: dict) -> dict:
     """Write Parquet snapshots, the CRM export, and swap in the analyst catalog atomically."""
-    from ml.publish import publish as run_publish
+    from ml.stages.publish import publish as run_publish
 
     with data_faults_fail_fast():
         return {"as_of": run["as_of"], "horizon_days": run["horizon_days"], **run_publish(settings_for(run))}
@@ -519,7 +519,7 @@ def features_step(run, per_model: bool = True):
     group = dbt_group("dbt_features", FEATURE_SELECT, run_task_id=run.operator.task_id, vars_key="dbt_vars") if per_model else None
     if group is None:
         return build_features_in_one_step(run)
-    # re-exports that rewrote past days are found and rebuilt around the group (ml/rebuild.py)
+    # re-exports that rewrote past days are found and rebuilt around the group (ml/stages/features/rebuild.py)
     prepare_feature_rebuild(run) >> group
     recorded = record_feature_inputs(run)
     group >> recorded

@@ -4,7 +4,7 @@
 a campaign:
 
 1. **Segments**: risk tier, value tier and RFM segment per scored customer (rules in
-   :mod:`ml.segments`) → ``retention.customer_segments``.
+   :mod:`ml.model.segments`) → ``retention.customer_segments``.
 2. **Expected effects**: an :class:`EffectModel` gives, per customer and offer of the catalog
    (``dbt_project/seeds/offer_catalog.csv``), the expected relative reduction of the churn
    probability, or NaN where the offer does not apply. Today :class:`PriorEffects` uses the
@@ -35,9 +35,9 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from ml.segments import segment_customers
-from ml.settings import Settings
-from ml.warehouse import connect, fetch_frame, table_exists
+from ml.model.segments import segment_customers
+from ml.core.settings import Settings
+from ml.core.warehouse import connect, fetch_frame, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,6 @@ ELIGIBILITY_RULES = ("any", "high_value", "service_issue", "item_data")
 SERVICE_PROBLEM = (r"ticket|support|complain|cancel|return|refund|deliver|low rating|low_rating"
                    r"|review_rating|low average review|negative|unhappy|resol")
 NOT_A_PROBLEM = r"but other signals weigh|^few |^no |does not|all tickets resolved|long ago|resolved quickly"
-
-
-def campaign_id_for(settings: Settings) -> str:
-    """One campaign per scoring run: the same as-of date and horizon give the same id."""
-    return f"CW-{settings.as_of:%Y%m%d}-H{settings.horizon_days}"
 
 
 # ---- the offer catalog and expected effects ---------------------------------------------------
@@ -259,7 +254,7 @@ def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
     """Segment the run's customers and pick the campaign audience; write both tables."""
     started = time.perf_counter()
     effect_model = effect_model or PriorEffects()
-    campaign_id = campaign_id_for(settings)
+    campaign_id = settings.campaign_id
     customers = load_scored_customers(settings)
     if customers.empty:
         raise RuntimeError(f"no scores at {settings.as_of} (horizon {settings.horizon_days}); run score first")
@@ -346,11 +341,11 @@ def _store(settings: Settings, campaign_id: str, segments: pd.DataFrame, audienc
 
 def marts_vars(settings: Settings) -> dict:
     """dbt vars for the crm and analytics marts: the run's dates plus the retention knobs."""
-    from ml.transform import dbt_vars
+    from ml.core.dbt import dbt_vars
 
     return {
         **dbt_vars(settings),
-        "campaign_id": campaign_id_for(settings),
+        "campaign_id": settings.campaign_id,
         "risk_alert_min_increase": float(settings.risk_alert_min_increase),
         "recommendations_per_customer": RECOMMENDATIONS_PER_CUSTOMER,
     }
@@ -361,7 +356,7 @@ MARTS_SELECTOR = ["offer_catalog", "marts.crm", "marts.analytics"]
 
 def build_marts(settings: Settings) -> dict:
     """``dbt build`` the offer catalog seed and the crm and analytics marts (with their tests)."""
-    from ml.transform import run_dbt
+    from ml.core.dbt import run_dbt
 
     started = time.perf_counter()
     run_dbt(settings, ["build", "--select", *MARTS_SELECTOR, "--vars", json.dumps(marts_vars(settings))])

@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from ml.settings import Settings
+from ml.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Every row read is accounted for: it is staged into ``raw.<source>``, quarantined
 or ignored because it is dated after the as-of date (it has not happened yet). The run's counts
 go to ``raw._ingest_log``; staged + quarantined + after as-of = read, for every source.
 Beside them ``raw._day_fingerprints`` holds a fingerprint of the staged rows per source and
-day (``ml.fingerprints``), so the feature build can tell which past days a re-export changed.
+day (``ml.core.fingerprints``), so the feature build can tell which past days a re-export changed.
 
 Two kinds of fault:
 - **row faults** (a key missing, a value that does not parse, a negative or absurd amount, a
@@ -36,11 +36,11 @@ from pathlib import Path
 
 import duckdb
 
-from ml.contract import SOURCES, Column, Source, expected_timestamp, has_offset, timestamp_formats
-from ml import fingerprints
-from ml.errors import InputError
-from ml.settings import Settings
-from ml.warehouse import connect, quote
+from ml.core.contract import SOURCES, Column, Source, expected_timestamp, has_offset, timestamp_formats
+from ml.core import fingerprints
+from ml.core.errors import InputError
+from ml.core.settings import Settings
+from ml.core.warehouse import connect, quote
 
 log = logging.getLogger(__name__)
 
@@ -546,6 +546,6 @@ def _replace_raw_tables(con, staged: list[str], reports: dict[str, SourceReport]
     con.execute("delete from raw._ingest_log where run_id = ?", [run_id])
     for r in reports.values():
         _insert_log(con, run_id, as_of, r, "staged", "; ".join(r.notes) or None)
-    # with the tables they describe: which days of which source a re-export changed (ml.rebuild)
+    # with the tables they describe: which days of which source a re-export changed (ml.stages.features.rebuild)
     fingerprints.record(con, run_id)
     con.execute("commit")

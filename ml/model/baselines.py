@@ -1,4 +1,4 @@
-"""The three baselines every model version must beat on the test cutoff (a leaf over ml.btyd).
+"""The three baselines every model version must beat on the test cutoff (a leaf over ml.model.btyd).
 
 - ``days_since_last_order``: the rule of thumb, the longer since the last order the likelier churn;
 - ``rfm_logistic``: a logistic regression on log recency, frequency and monetary value;
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.btyd import BGNBD
+from ml.model.btyd import BGNBD
 
 RFM_COLUMNS = ("days_since_last_order", "count_orders_lifetime", "amount_lifetime")
 BTYD_FEATURES = ("bgnbd_p_alive", "bgnbd_expected_orders_horizon", "bgnbd_p_no_order_horizon")

@@ -11,9 +11,9 @@ What is published (``PUBLISHED``): the scores, the customers' segments, the camp
 the measured campaign results and the risk alerts, each partitioned by (as_of_date, horizon_days)
 so every run adds a partition and history stays queryable for trends; the model performance and
 the offer catalog as one current snapshot each. The catalog's ``marts._tables`` lists the rows
-every view must show. The same publish writes the run's CRM export (``ml/export.py``).
+every view must show. The same publish writes the run's CRM export (``ml/stages/publish/crm_export.py``).
 The views name their files relative to the catalog's folder, so the warehouse can be copied or
-moved whole; ``ml/catalog.py`` opens it from any working directory.
+moved whole; ``ml/core/catalog.py`` opens it from any working directory.
 
 A failed or killed publish changes nothing visible: new files are unreferenced until the swap.
 """
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import duckdb
 
-from ml.export import export_crm
-from ml.settings import Settings
-from ml.warehouse import connect, table_exists
+from ml.stages.publish.crm_export import export_crm
+from ml.core.settings import Settings
+from ml.core.warehouse import connect, table_exists
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def build_catalog(settings: Settings, tables: dict[str, dict[str, str]],
 
     The views name their files relative to the catalog's folder (``published/…``), never by an
     absolute path, so a copied or moved warehouse keeps working: readers resolve them with
-    ``file_search_path`` set to that folder (``ml/catalog.py``), or from inside it.
+    ``file_search_path`` set to that folder (``ml/core/catalog.py``), or from inside it.
     ``marts._catalog`` records the run that published this catalog (its as-of date and horizon:
     "the latest run" for the summary and the README's queries); ``marts._tables`` lists each view
     with the rows it must show, so a reader can check that what it sees is one complete snapshot.
@@ -163,10 +163,9 @@ def _collect_garbage(settings: Settings, manifest: dict) -> None:
 
 
 def _has_campaign(con: duckdb.DuckDBPyConnection, settings: Settings) -> bool:
-    from ml.retention import campaign_id_for
 
     return table_exists(con, "marts", "retention_audience") and con.execute(
-        "select count(*) > 0 from marts.retention_audience where campaign_id = ?", [campaign_id_for(settings)]
+        "select count(*) > 0 from marts.retention_audience where campaign_id = ?", [settings.campaign_id]
     ).fetchall()[0][0]
 
 

@@ -4,11 +4,11 @@ Packaging everything with the booster means whatever holds the ``champion`` alia
 scoring loads ``models:/<name>@champion`` and needs nothing else.
 
 - ``production``: the booster and calibrator that score customers (fitted on every cutoff whose
-  label window is complete, see ml/train.py);
+  label window is complete, see ml/stages/train.py);
 - ``backtest``: the honest twin fitted only on labels observable at the test cutoff. The
   promotion gate compares two versions' backtest scorers on the same test cutoff, which stays
   fair even when a version's production booster has seen that cutoff's labels;
-- ``value``: predicted spend over the next 365 days (BG/NBD + Gamma-Gamma, see ml/value.py).
+- ``value``: predicted spend over the next 365 days (BG/NBD + Gamma-Gamma, see ml/model/value.py).
 
 Features become one float32 matrix, column by column, from a pandas frame or an Arrow table; text
 columns become category codes of the training levels (unknown levels are missing, never invented).
@@ -205,7 +205,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
 
     def contributions(self, frame: pd.DataFrame, matrix: np.ndarray | None = None) -> pd.DataFrame:
         """LightGBM's exact TreeSHAP contributions per feature (``pred_contrib`` without the bias),
-        computed once per distinct route through each tree (ml/contributions.py); ``matrix``: the
+        computed once per distinct route through each tree (ml/model/contributions.py); ``matrix``: the
         frame's ``spec.matrix`` when the caller already has it."""
         return self.explain(frame, matrix)[1]
 
@@ -213,7 +213,7 @@ class ChurnModel(mlflow.pyfunc.PythonModel):
         """(calibrated probability, contributions) of the production scorer in one pass over the
         trees: the probability comes from the same margin ``predict_proba`` computes (bit for bit),
         so scoring never predicts twice."""
-        from ml.contributions import explain
+        from ml.model.contributions import explain
 
         X = self.spec.matrix(frame) if matrix is None else matrix
         contrib, margin = explain(self.production.booster, X, self.production.num_iteration)

@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 
-from ml import registry
-from ml.reasons import catalog_from_frame, read_catalog, top_reasons
-from ml.settings import Settings
-from ml.warehouse import connect, fetch_arrow, fetch_frame, table_exists
+from ml.core import registry
+from ml.model.reasons import catalog_from_frame, read_catalog, top_reasons
+from ml.core.settings import Settings
+from ml.core.warehouse import connect, fetch_arrow, fetch_frame, table_exists
 
 log = logging.getLogger(__name__)
 

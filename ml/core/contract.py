@@ -146,7 +146,7 @@ ORDER_STATUSES = ("completed", "cancelled", "returned")
 
 # ---- timestamp formats ------------------------------------------------------------------------
 
-ISO_TIMESTAMP = "YYYY-MM-DD[ HH:MM:SS][±HH:MM]"  # what the default cast reads (ml/ingest.py _typed)
+ISO_TIMESTAMP = "YYYY-MM-DD[ HH:MM:SS][±HH:MM]"  # what the default cast reads (ml/stages/ingest.py _typed)
 # day 31 and hour 13 make every example unambiguous: day before month or not, 24-hour clock or not
 EXAMPLE_TIMESTAMP = dt.datetime(2025, 12, 31, 13, 45, 30)
 

@@ -6,7 +6,7 @@ tables re-read only their newest days. That is right while the past stays as it 
 re-export that corrects, adds late, deletes or quarantines rows dated in the past would leave
 cutoffs built from the old rows. So after every successful build the inputs it was computed
 from are recorded in ``intermediate._feature_inputs``: the raw layer's fingerprints per source
-and day (``ml.fingerprints``) up to the build's as-of date, the hash of every feature-layer
+and day (``ml.core.fingerprints``) up to the build's as-of date, the hash of every feature-layer
 SQL file, and the as-of date. Before the next build they are compared with what is there now:
 
 - the feature SQL changed (or no record is kept beside built tables): a full refresh;
@@ -31,9 +31,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml import fingerprints
-from ml.settings import Settings
-from ml.warehouse import connect, table_exists
+from ml.core import fingerprints
+from ml.core.settings import Settings
+from ml.core.warehouse import connect, table_exists
 
 log = logging.getLogger(__name__)
 

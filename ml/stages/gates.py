@@ -1,6 +1,6 @@
 """The pipeline's data-quality gates: which table, which suite, which run-time parameters.
 
-``ml.quality`` knows how to run a suite; this module knows what each stage must check:
+``ml.core.quality`` knows how to run a suite; this module knows what each stage must check:
 
 - ``gate_raw`` — every ``raw.*`` table after ingest (suite ``raw_layer``);
 - ``gate_features`` — ``marts.customer_features`` at the scoring cutoff (suite
@@ -18,10 +18,10 @@ import datetime as dt
 import logging
 import os
 
-from ml.contract import SOURCES
-from ml.quality import Check, GateResult, run_gate
-from ml.settings import Settings
-from ml.warehouse import connect, fetch_frame
+from ml.core.contract import SOURCES
+from ml.core.quality import Check, GateResult, run_gate
+from ml.core.settings import Settings
+from ml.core.warehouse import connect, fetch_frame
 
 log = logging.getLogger(__name__)
 

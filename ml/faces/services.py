@@ -27,8 +27,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ml.orchestrate import DAGS_FOLDER, bytecode_cache_env, ensure_manifest
-from ml.settings import REPO_ROOT, Settings
+from ml.faces.orchestrate import DAGS_FOLDER, bytecode_cache_env, ensure_manifest
+from ml.core.settings import REPO_ROOT, Settings
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "log-server")
 POOL = "duckdb_writer"
@@ -102,7 +102,7 @@ class LocalAirflow:
             # server listens on 127.0.0.1 only, so every component names itself by that address
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "ml.services.loopback_hostname",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "ml.faces.services.loopback_hostname",
             "CHURNWATCH_WAREHOUSE": str(self.warehouse),
         })
         env.update(self.extra_env)
@@ -136,7 +136,7 @@ class LocalAirflow:
                 "api-server": [_bin("airflow"), "api-server", "--host", HOST, "--port", str(self.port)],
                 "scheduler": [_bin("airflow"), "scheduler", "--skip-serve-logs"],
                 "triggerer": [_bin("airflow"), "triggerer", "--skip-serve-logs"],
-                "log-server": [sys.executable, "-m", "ml.services", "serve-logs"],
+                "log-server": [sys.executable, "-m", "ml.faces.services", "serve-logs"],
             }.get(name, [_bin("airflow"), name])
             start_process(self.run_dir, name, cmd, env)
 
@@ -347,7 +347,7 @@ def start_mlflow(warehouse: Path, port: int, user: str, password: str, secret_ke
     the UI and the REST API ask for ``user`` / ``password``.
 
     The pipeline never goes through this server: it opens the SQLite store directly
-    (``ml/registry.py``), so the login guards people's access without touching training or
+    (``ml/core/registry.py``), so the login guards people's access without touching training or
     scoring. MLflow's job runner (GenAI evaluation jobs, seven more processes) stays off.
     """
     settings = Settings.load(warehouse=warehouse)
@@ -403,7 +403,7 @@ def docs_server(site: Path, port: int, user: str, password: str) -> http.server.
 def serve_dbt_docs(warehouse: Path, port: int, user: str, password: str) -> None:
     """``dbt docs generate`` against the warehouse, then serve the site on localhost behind the
     login (foreground)."""
-    from ml.transform import run_dbt
+    from ml.core.dbt import run_dbt
 
     settings = Settings.load(warehouse=warehouse)
     run_dbt(settings, ["docs", "generate"])
@@ -420,7 +420,7 @@ def serve_dbt_docs(warehouse: Path, port: int, user: str, password: str) -> None
 # ---- command line ----------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.services", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ml.faces.services", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("up", "down", "docs", "serve-logs"))
     parser.add_argument("--warehouse", type=Path, default=Path(os.environ.get("CHURNWATCH_WAREHOUSE", "warehouse")))
     parser.add_argument("--raw-dir", type=Path, default=os.environ.get("CHURNWATCH_RAW_DIR") or None,

@@ -1,7 +1,7 @@
 """The pictures logged with every training run (headless: matplotlib's Agg backend).
 
-Each function takes plain arrays and returns a matplotlib Figure; ml/train.py logs them with
-``mlflow.log_figure`` and closes them. Curves come from ml.metrics, so a plot and the number in
+Each function takes plain arrays and returns a matplotlib Figure; ml/stages/train.py logs them with
+``mlflow.log_figure`` and closes them. Curves come from ml.model.metrics, so a plot and the number in
 the run's metrics always agree; on large data the curves are drawn from a stable sample of the
 customers and the legend is handed the numbers computed on all of them (``labels``).
 """
@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ml.metrics import auc, calibration_table, gains_table, pr_auc  # noqa: E402
+from ml.model.metrics import auc, calibration_table, gains_table, pr_auc  # noqa: E402
 
 _SIZE = (6.0, 4.5)
 

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ml.settings import Settings
+from ml.core.settings import Settings
 
 
 def _date(value: str) -> dt.date:
@@ -103,7 +103,7 @@ def _latest_as_of(settings: Settings) -> Settings:
     """Stage commands without --as-of continue from the last ingest."""
     if settings.as_of is not None:
         return settings
-    from ml.warehouse import connect
+    from ml.core.warehouse import connect
 
     with connect(settings, read_only=True) as con:
         as_of = con.execute("select max(as_of_date) from raw._ingest_log").fetchone()[0]
@@ -118,7 +118,7 @@ def dispatch(args) -> object:
         return generate(args.out, customers=args.customers, seed=args.seed, end_date=args.end_date,
                         truth_as_of=args.truth_as_of, horizon_days=args.horizon_days, fmt=args.format)
     if args.command == "run":
-        from ml.orchestrate import check_raw_dir, duration, run_dag
+        from ml.faces.orchestrate import check_raw_dir, duration, run_dag
 
         check_raw_dir(settings.raw_dir)  # at once, not after Airflow's start-up
         conf = {
@@ -137,47 +137,47 @@ def dispatch(args) -> object:
         print(f"churnwatch run: done in {duration(outcome.seconds)}; analyst catalog: {settings.analytics_path}")
         return None
     if args.command == "summary":
-        from ml.summary import summarise
+        from ml.faces.summary import summarise
 
         print(summarise(settings, horizon_days=args.horizon_days))
         return None
     if args.command == "sql":
-        from ml.catalog import run_sql
+        from ml.core.catalog import run_sql
 
         text = " ".join(args.query)
         run_sql(settings.analytics_path, sys.stdin.read() if text in ("", "-") else text, max_rows=args.max_rows)
         return None
     if args.command == "ingest":
-        from ml.ingest import ingest
+        from ml.stages.ingest import ingest
 
         return ingest(settings).to_dict()
     settings = _latest_as_of(settings)
     if args.command == "features":
-        from ml.transform import build_features
+        from ml.stages.features import build_features
 
         return build_features(settings, full_refresh=args.full_refresh)
     if args.command == "validate":
-        from ml.gates import gate_features
+        from ml.stages.gates import gate_features
 
         return gate_features(settings).to_dict()
     if args.command == "train":
-        from ml.train import train
+        from ml.stages.train import train
 
         return train(settings).to_dict()
     if args.command == "score":
-        from ml.score import score
+        from ml.stages.score import score
 
         return score(settings)
     if args.command == "decide":
-        from ml.retention import decide
+        from ml.stages.decide import decide
 
         return decide(settings)
     if args.command == "marts":
-        from ml.retention import build_marts
+        from ml.stages.decide import build_marts
 
         return build_marts(settings)
     if args.command == "publish":
-        from ml.publish import publish
+        from ml.stages.publish import publish
 
         return publish(settings)
     raise SystemExit(f"unknown command {args.command}")

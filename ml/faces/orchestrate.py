@@ -8,7 +8,7 @@ child — migrates the metadata DB once and calls ``dag.test(run_conf=...)``.
 
 What a person sees is kept apart from what Airflow says: the child writes its whole output to
 ``<warehouse>/logs/run-<UTC time>.log``, the tasks append their start, end, retry and failure to
-a progress file beside it (``ml.dag_tasks``, through ``PROGRESS_ENV``), and ``run_dag`` follows
+a progress file beside it (``ml.faces.airflow_tasks``, through ``PROGRESS_ENV``), and ``run_dag`` follows
 both and prints one line per finished stage (stage, seconds, rows), a progress bar of dbt's nodes
 on a terminal, and at a failure the task's plain message and the log's path.
 """
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ml.errors import InputError
-from ml.settings import REPO_ROOT, Settings
+from ml.core.errors import InputError
+from ml.core.settings import REPO_ROOT, Settings
 
 DAGS_FOLDER = REPO_ROOT / "dags"
 PROGRESS_ENV = "CHURNWATCH_RUN_PROGRESS"  # the progress file the tasks of this run append to
@@ -64,7 +64,7 @@ def ensure_manifest(project_dir: Path = REPO_ROOT / "dbt_project", force: bool =
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not force and MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_dbt_source(project_dir):
             return MANIFEST_PATH
-        from ml.transform import run_dbt
+        from ml.core.dbt import run_dbt
 
         scratch = Path(tempfile.mkdtemp(prefix="dbt-parse-", dir=MANIFEST_PATH.parent))
         try:
@@ -101,8 +101,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
 def check_raw_dir(raw_dir: Path | None) -> None:
     """Refuse at once a raw folder that is missing or holds no orders (the one required source),
     before Airflow spends its start-up on a run that cannot succeed."""
-    from ml.contract import SOURCES
-    from ml.ingest import find_source_files
+    from ml.core.contract import SOURCES
+    from ml.stages.ingest import find_source_files
 
     if raw_dir is None:
         raise InputError("--raw-dir is required: the folder with the shop's exports (orders.csv or orders.parquet at least)")
@@ -136,7 +136,7 @@ def run_dag(settings: Settings, dag_id: str, conf: dict, out: TextIO | None = No
     env[PROGRESS_ENV] = str(progress_path)
     env["PYTHONUNBUFFERED"] = "1"  # the log follows the run line by line (dbt's progress, the task starts)
     _prune_run_logs(log_dir)
-    cmd = [sys.executable, "-m", "ml.orchestrate", dag_id, json.dumps(conf, default=str)]
+    cmd = [sys.executable, "-m", "ml.faces.orchestrate", dag_id, json.dumps(conf, default=str)]
     print(f"churnwatch run: {dag_id}, horizon {conf.get('horizon_days')} days, as of "
           f"{conf.get('as_of_date') or 'the last order date'}; full log: {log_path}", file=out, flush=True)
     started = time.time()
@@ -325,7 +325,7 @@ def main(argv: list[str]) -> int:
 
 def _alerts_for(conf: dict, run_id: str | None) -> list[dict]:
     """The alert lines the failure callback recorded for this run, oldest first."""
-    from ml.settings import settings_from_params
+    from ml.core.settings import settings_from_params
 
     path = settings_from_params(conf).warehouse / "alerts" / "alerts.jsonl"
     if run_id is None or not path.exists():

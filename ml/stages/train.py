@@ -33,16 +33,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml import plots, registry
-from ml.baselines import btyd_inputs, fit_baselines, fit_bgnbd
-from ml.calibration import fit_calibrator
-from ml.errors import HistoryTooShort
-from ml.metrics import auc, classification_report, pr_auc, segment_auc
-from ml.model import CALENDAR_FEATURES, ChurnModel, FeatureSpec, Scorer, feature_columns
-from ml.model_card import render_model_card
-from ml.settings import REPO_ROOT, Settings
-from ml.value import VALUE_DAYS, BTYDValue, evaluate_btyd, fit_value, year_pairs
-from ml.warehouse import connect, decimals_as_floats, fetch_frame, quote
+from ml.core import registry
+from ml.model import plots
+from ml.model.baselines import btyd_inputs, fit_baselines, fit_bgnbd
+from ml.model.calibration import fit_calibrator
+from ml.core.errors import HistoryTooShort
+from ml.model.metrics import auc, classification_report, pr_auc, segment_auc
+from ml.model.churn_model import CALENDAR_FEATURES, ChurnModel, FeatureSpec, Scorer, feature_columns
+from ml.model.model_card import render_model_card
+from ml.core.settings import REPO_ROOT, Settings
+from ml.model.value import VALUE_DAYS, BTYDValue, evaluate_btyd, fit_value, year_pairs
+from ml.core.warehouse import connect, decimals_as_floats, fetch_frame, quote
 
 log = logging.getLogger(__name__)
 
@@ -748,7 +749,7 @@ def train(settings: Settings) -> TrainResult:
         if cf_full is not None:
             metrics["production_cv_auc"] = cf_full.score
 
-    # value: spend over the next year if retained (ml/value.py)
+    # value: spend over the next year if retained (ml/model/value.py)
     with timer.phase("value"):
         value_model, value_metrics = fit_value(
             timer.fit, data.spec, data.X, data.y, data.cutoff, data.info,
@@ -895,7 +896,7 @@ def promote_if_better(settings: Settings, version: str, test_frame, y_test: np.n
 def champion_on_test_cutoff(settings: Settings, version: str, test_frame, y_test: np.ndarray,
                             test_cutoff: dt.date) -> tuple[dict | None, str]:
     """The champion's AUC and ECE on this test cutoff's customers, and how they were obtained."""
-    from ml.metrics import expected_calibration_error
+    from ml.model.metrics import expected_calibration_error
 
     tags = registry.version_tags(settings, version)
     own_test = tags.get("test_cutoff")

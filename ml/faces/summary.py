@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from ml.catalog import connect_catalog
-from ml.settings import Settings
+from ml.core.catalog import connect_catalog
+from ml.core.settings import Settings
 
 
 def _latest_horizon(con) -> int | None:

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ml.settings import Settings
+from ml.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,13 @@ def _replace_into(target: Path, write) -> None:
 
 def export_crm(settings: Settings, con: duckdb.DuckDBPyConnection | None = None) -> dict:
     """Write the campaign of ``settings.as_of`` for the CRM; returns the manifest."""
-    from ml.retention import campaign_id_for
 
-    campaign_id = campaign_id_for(settings)
+    campaign_id = settings.campaign_id
     columns = ", ".join(EXPORT_COLUMNS)
     sql = (f"select {columns}, model_version from marts.retention_audience "
            "where campaign_id = ? order by priority_rank")
     if con is None:
-        from ml.warehouse import connect
+        from ml.core.warehouse import connect
 
         with connect(settings, read_only=True) as own:
             table = own.sql(sql, params=[campaign_id]).to_arrow_table()
