@@ -52,8 +52,8 @@ demo: setup ## generate a shop and run the whole pipeline through Airflow, then 
 test: setup ## run the whole test suite (real Airflow, dbt, GX, LightGBM, MLflow)
 	@$(WITH_SECRETS) && $(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
-test-fast: setup ## unit tests only
-	@$(WITH_SECRETS) && $(PY) -m pytest -q -m "not integration and not e2e" $(PYTEST_ARGS)
+test-fast: setup ## unit tests only (tests/unit: pure functions, no dbt build, no pipeline run; under a minute)
+	@$(WITH_SECRETS) && $(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
 bench: setup ## tier-M benchmarks → benchmarks/results/*.json
 	@$(WITH_SECRETS) && $(PY) benchmarks/run_all.py $(BENCH_ARGS)

@@ -3,7 +3,7 @@
     python benchmarks/bench_features.py --tier M
 
 1. prepare (child process, so its memory does not count): a shop of the tier's size from
-   ``ml.synth.generate`` (or the SQL generator of tests/dbt_fixtures.py with
+   ``ml.synth.generate`` (or the SQL generator of tests/helpers/raw_tables.py with
    ``--generator sql``), loaded into raw.* with read_parquet; the last day is held back.
    The generated files are kept under --workdir and reused by a later run of the same size
    and seed; the warehouse is always rebuilt.
@@ -43,7 +43,7 @@ def prepare(db_path: str, customers: int, seed: int, generator: str, raw_dir: st
     """Generate the shop, load raw.*, move the last day into hold.* (runs in a child process)."""
     import duckdb
 
-    from dbt_fixtures import TS_COLUMNS, generate_shop, load_synth_dir, synth_available
+    from helpers.raw_tables import TS_COLUMNS, generate_shop, load_synth_dir, synth_available
 
     con = duckdb.connect(db_path)
     con.execute("set memory_limit = '12GB'")
@@ -64,7 +64,7 @@ def prepare(db_path: str, customers: int, seed: int, generator: str, raw_dir: st
         used = "ml.synth (shop files reused)" if reused else "ml.synth"
     else:
         generate_shop(con, customers=customers, seed=seed, end_date=END)
-        used = "dbt_fixtures.generate_shop"
+        used = "helpers.raw_tables.generate_shop"
     con.execute("create schema if not exists hold")
     for name, column in TS_COLUMNS.items():
         bound = f"timestamp '{HELD_BACK}'"
@@ -118,7 +118,7 @@ def scan_floor(settings) -> float:
 def add_held_back_day(settings) -> None:
     import duckdb
 
-    from dbt_fixtures import TS_COLUMNS
+    from helpers.raw_tables import TS_COLUMNS
 
     con = duckdb.connect(str(settings.db_path))
     for name in [*TS_COLUMNS, "order_items"]:

@@ -15,7 +15,7 @@ could write by hand costs against the same floor:
   and a warm parse, which every dbt build pays on top of its SQL.
 
 The hand-written SQL (benchmarks/handwritten/) keeps the pipeline's definitions and staging
-clean-up; tests/test_dbt_features.py checks its rows equal the dbt mart's. It skips what
+clean-up; tests/dbt/test_dbt_features.py checks its rows equal the dbt mart's. It skips what
 only the pipeline needs: dbt, data tests, state for the daily incremental run. The floor is
 measured before and after every build (after an unreported warm-up run of one_cutoff, as the
 first reads of the attached file come from disk); one_cutoff runs three times; ratios use

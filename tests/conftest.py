@@ -1,46 +1,31 @@
-"""Shared fixtures: a generated tier-S shop and one full pipeline run through Airflow.
+"""Shared session fixtures (a generated tier-S shop and one full pipeline run through Airflow), and
+the layer markers: every test is marked by its folder (unit, synth, dbt, quality, pipeline, airflow).
 
 The expensive things (generating a shop, running the DAG) happen once per session and are
-shared read-only; tests that mutate state make their own warehouse.
+shared read-only; tests that mutate state make their own warehouse. Plain helpers live in
+``tests/helpers``; fixtures used by one folder live in that folder's conftest.py.
 """
 from __future__ import annotations
 
-import datetime as dt
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-END_DATE = dt.date(2025, 12, 31)
-HORIZON = 90
-TIER_S = 10_000
-CUTOFF_STEP = 30  # the dbt cutoff grid: every 30 days from 1970-01-01 (dbt var cutoff_grid_anchor)
-
-
-def backtest_cutoff(as_of: dt.date, horizon: int = HORIZON, step: int = CUTOFF_STEP) -> dt.date:
-    """The latest full-label training cutoff, snapped to the dbt cutoff grid."""
-    latest = as_of - dt.timedelta(days=horizon)
-    return latest - dt.timedelta(days=(latest - dt.date(1970, 1, 1)).days % step)
+from helpers.run import END_DATE, HORIZON, TIER_S, backtest_cutoff, churnwatch
 
 os.environ.setdefault("CHURNWATCH_PII_SALT", "test-only-salt")
 
+TESTS = Path(__file__).resolve().parent
+LAYERS = ("unit", "synth", "dbt", "quality", "pipeline", "airflow")  # folders = markers (pyproject.toml)
 
-def churnwatch(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real ``churnwatch`` command in a child process, as a user would."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "ml.faces.cli", *args],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"churnwatch {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its folder, so `-m unit` and `tests/unit` select the same tests."""
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        if len(parts) > 1 and parts[0] in LAYERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +45,7 @@ def pipeline_s(shop_s, tmp_path_factory) -> Path:
     warehouse = tmp_path_factory.mktemp("warehouse_s")
     proc = churnwatch("run", "--raw-dir", str(shop_s), "--warehouse", str(warehouse),
                       "--as-of", END_DATE.isoformat(), "--horizon-days", str(HORIZON), "--retrain")
-    # what the user saw, for tests/test_run_output.py (the run's own log is beside it)
+    # what the user saw, for tests/pipeline/test_run_output.py (the run's own log is beside it)
     (warehouse / "logs").mkdir(exist_ok=True)
     (warehouse / "logs" / "churnwatch-run.out").write_text(proc.stdout + proc.stderr)
     return warehouse

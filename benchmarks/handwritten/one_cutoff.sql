@@ -2,7 +2,7 @@
     could find: the features of customer_features at {{ as_of }} (same definitions, same
     staging clean-up) and the labelled spine at the training cutoffs. No dbt, no tests, no
     state kept for a later incremental run. bench_floor.py renders and times each step
-    ("-- step: name" starts one); tests/test_dbt_features.py checks the rows against the
+    ("-- step: name" starts one); tests/dbt/test_dbt_features.py checks the rows against the
     pipeline's. -#}
 {%- import '_shared.sql' as shared %}
 {%- set cutoff = "date '" ~ as_of ~ "'" %}

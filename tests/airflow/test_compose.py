@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yaml"
 SECRET_WORDS = ("PASSWORD", "SECRET", "FERNET", "SALT", "KEY_ID", "ACCESS_KEY")
 

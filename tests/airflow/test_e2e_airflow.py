@@ -39,7 +39,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 END_DATE = dt.date(2025, 12, 31)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -2,7 +2,7 @@
 MLflow's auth configuration keeps its users under the warehouse and no password in the file, and
 the Airflow log server listens on localhost only, on the ports given.
 (The live checks — every socket of ``make up``'s processes, MLflow's 401/200 — are in
-tests/test_e2e_airflow.py.)"""
+tests/airflow/test_e2e_airflow.py.)"""
 from __future__ import annotations
 
 import base64
@@ -98,7 +98,6 @@ def test_log_server_listens_on_localhost_on_the_configured_ports(tmp_path):
             proc.stderr.close()
 
 
-@pytest.mark.integration
 def test_mlflow_admin_password_follows_the_secrets_file(tmp_path):
     """MLflow takes the configured admin password only when it creates the admin; a regenerated
     CHURNWATCH_ADMIN_PASSWORD must still be the one that logs in after the next `make up`."""

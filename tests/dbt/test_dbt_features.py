@@ -17,7 +17,7 @@ from ml.core.contract import SOURCES
 from ml.core.settings import Settings
 from ml.core.dbt import run_dbt
 from ml.stages.features import build_features
-from dbt_fixtures import (
+from helpers.raw_tables import (
     create_raw_tables,
     cut_at,
     empty_optional_sources,
@@ -260,7 +260,7 @@ def test_float_features_are_exact_and_the_same_on_every_build():
     split the rows (same inputs, same features, same published scores)."""
     import jinja2
 
-    path = Path(__file__).resolve().parents[1] / "dbt_project" / "macros" / "exact_aggregates.sql"
+    path = Path(__file__).resolve().parents[2] / "dbt_project" / "macros" / "exact_aggregates.sql"
     macros = jinja2.Environment().from_string(path.read_text()).module
     exact = {"gap_stddev": macros.exact_stddev_samp("gap"),
              "amount": f"cast(sum({macros.exact_money('amount')}) as double)"}
@@ -290,7 +290,7 @@ def test_float_features_are_exact_and_the_same_on_every_build():
 def test_the_floor_benchmarks_hand_written_sql_computes_the_marts_rows(late_build):
     """benchmarks/bench_floor.py sets hand-written SQL against the scan floor; that says
     something about the dbt build only if the SQL computes the same features and labels."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import handwritten_sql
 
     spine = _query(late_build, "select cutoff_role, cast(cutoff_date as varchar) as cutoff "

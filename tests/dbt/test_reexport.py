@@ -22,7 +22,6 @@ from ml.stages.ingest import ingest
 from ml.core.settings import Settings
 from ml.stages.features import build_features
 
-pytestmark = pytest.mark.integration
 
 END = dt.date(2025, 6, 30)
 HORIZON = 90

@@ -1,8 +1,8 @@
 """Helpers for the data-quality tests: derive broken inputs from a valid shop, copy a published
 warehouse, and prove that a publication did not change (``fingerprint``).
 
-The fixtures that make the shop and the good run live in ``quality_fixtures.py`` (a plugin, so
-the session fixtures are made once for every module that uses them).
+The fixtures that make the shop and the good run live in ``tests/quality/conftest.py`` (session
+fixtures, made once for every module of the folder).
 """
 from __future__ import annotations
 

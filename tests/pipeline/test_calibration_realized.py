@@ -22,10 +22,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from bench_calibration import realized_churn  # noqa: E402  one definition of "what happened next"
 
-pytestmark = pytest.mark.integration
 
 DEMO_CUSTOMERS, DEMO_SEED, DEMO_END = 10_000, 7, dt.date(2025, 12, 31)
 HORIZON = 90

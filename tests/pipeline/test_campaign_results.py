@@ -9,7 +9,6 @@ import duckdb
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.integration
 
 AS_OF = dt.date(2025, 12, 31)
 HORIZON = 90

@@ -27,11 +27,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import END_DATE, HORIZON, REPO, churnwatch
+from helpers.run import END_DATE, HORIZON, REPO, churnwatch
 
-pytestmark = pytest.mark.integration
 
-SECOND = 60  # the second horizon, beside conftest's HORIZON (90)
+SECOND = 60  # the second horizon, beside the shared HORIZON (90)
 
 
 def _readme_section() -> str:

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.integration
 
 END = dt.date(2025, 12, 31)
 HORIZON = 90

@@ -7,9 +7,8 @@ import datetime as dt
 import duckdb
 import pytest
 
-from conftest import END_DATE, HORIZON, churnwatch
+from helpers.run import END_DATE, HORIZON, churnwatch
 
-pytestmark = pytest.mark.integration
 
 CONTRACT_COLUMNS = [
     "customer_id", "as_of_date", "horizon_days", "churn_probability", "risk_tier", "predicted_value",

@@ -97,7 +97,6 @@ json.dump({"reads": reads, "errors": errors, "seen": seen, "problems": problems[
 """
 
 
-@pytest.mark.integration
 def test_a_reader_during_two_publishes_sees_only_complete_snapshots(settings, tmp_path):
     sizes = {"first": 150_000, "second": 220_000, "third": 90_000}
     _fill(settings, sizes["first"], "first")
@@ -127,7 +126,6 @@ def test_a_reader_during_two_publishes_sees_only_complete_snapshots(settings, tm
     assert ("third", sizes["third"]) in seen
 
 
-@pytest.mark.integration
 def test_history_is_kept_per_as_of_date_and_a_rerun_replaces_its_partition(settings):
     earlier = AS_OF - dt.timedelta(days=30)
     _fill(settings, 1000, "a", as_of=earlier)
@@ -151,7 +149,6 @@ def test_history_is_kept_per_as_of_date_and_a_rerun_replaces_its_partition(setti
     assert (settings.crm_export_dir / f"{settings.replace(as_of=earlier).campaign_id}.parquet").exists()
 
 
-@pytest.mark.integration
 def test_old_snapshot_files_are_collected_after_a_few_publishes(settings):
     for i in range(KEEP_MANIFESTS + 2):
         _fill(settings, 500 + i, f"t{i}")
@@ -163,7 +160,6 @@ def test_old_snapshot_files_are_collected_after_a_few_publishes(settings):
     assert manifest["rows"]["churn_scores"][f"as_of_date={AS_OF}/horizon_days={HORIZON}"] == 500 + KEEP_MANIFESTS + 1
 
 
-@pytest.mark.integration
 def test_a_failed_publish_changes_nothing_visible(settings, monkeypatch):
     import ml.stages.publish.snapshot
 

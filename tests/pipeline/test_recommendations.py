@@ -14,14 +14,12 @@ import shutil
 import duckdb
 import pytest
 
-from conftest import END_DATE, HORIZON
+from helpers.run import END_DATE, HORIZON
 from ml.stages import decide
 
 VARIANTS = 200  # customer groups, each buying its own variant of every product
 MIN_PRODUCTS = 50_000
 N = decide.RECOMMENDATIONS_PER_CUSTOMER
-
-pytestmark = pytest.mark.integration
 
 
 def _split_catalogue(con: duckdb.DuckDBPyConnection) -> None:

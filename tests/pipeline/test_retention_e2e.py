@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from conftest import END_DATE, HORIZON
+from helpers.run import END_DATE, HORIZON
 
-pytestmark = pytest.mark.integration
 
 AUDIENCE_CONTRACT = ["campaign_id", "customer_id", "action", "offer_code", "channel", "recommended_products",
                      "is_control", "priority_rank", "expected_net_value", "reason_summary"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import END_DATE, HORIZON, churnwatch
+from helpers.run import END_DATE, HORIZON, churnwatch
 
 # an exception's class in the output, e.g. "AirflowFailException:" or "RuntimeError"
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z]*(Error|Exception)\b")
@@ -46,7 +46,6 @@ def test_a_missing_raw_dir_is_refused_before_airflow_starts(tmp_path):
         assert not warehouse.exists()  # nothing was set up: no Airflow home, no log
 
 
-@pytest.mark.integration
 def test_history_too_short_fails_at_once_in_one_plain_line(shop_s, tmp_path):
     """60 days of orders cannot train a 90-day model: said once, with needed vs found, no retry."""
     raw = tmp_path / "raw"
@@ -73,9 +72,8 @@ def test_history_too_short_fails_at_once_in_one_plain_line(shop_s, tmp_path):
     assert elapsed < 90, f"{elapsed:.0f} s"  # one try; before: 124 s with two retries at 20 s and 40 s
 
 
-@pytest.mark.integration
 def test_a_successful_run_prints_one_line_per_stage(pipeline_s):
-    """The session's run (conftest.pipeline_s) kept its output under the warehouse."""
+    """The session's run (tests/conftest.py: pipeline_s) kept its output under the warehouse."""
     output = (pipeline_s / "logs" / "churnwatch-run.out").read_text()
     lines = output.strip().splitlines()
     assert len(lines) < 30, output

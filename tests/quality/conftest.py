@@ -1,4 +1,4 @@
-"""Session fixtures for the data-quality tests, loaded as a plugin (``pytest_plugins``).
+"""Session fixtures for the data-quality tests (every module in tests/quality shares them).
 
 The shop is generated (never committed) as CSV, so tests can corrupt it as text the way real
 exports break. One full ``churnwatch run`` publishes from it; every broken case then runs on a
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import churnwatch
-from quality_helpers import CUSTOMERS, END_DATE, HORIZON, SEED, Baseline, fingerprint
+from helpers.run import churnwatch
+from helpers.quality import CUSTOMERS, END_DATE, HORIZON, SEED, Baseline, fingerprint
 
 
 @pytest.fixture(scope="session")

@@ -24,14 +24,10 @@ from typing import Callable
 import duckdb
 import pytest
 
-from conftest import REPO, churnwatch
-from quality_helpers import (
+from helpers.run import REPO, churnwatch
+from helpers.quality import (
     END_DATE, HORIZON, copy_warehouse, derive_shop, every, fingerprint, pipeline_query, read_rows, run_env, write_rows,
 )
-
-pytest_plugins = ["quality_fixtures"]  # its session fixtures, shared with test_quality_gates.py
-
-pytestmark = pytest.mark.integration
 
 
 # ---- the breakages ---------------------------------------------------------------------------------

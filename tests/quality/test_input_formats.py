@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import REPO
+from helpers.run import REPO
 
 README = REPO / "README.md"
 ORDERS_HEADER = ["order_id", "customer_id", "order_ts", "amount"]

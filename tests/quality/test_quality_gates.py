@@ -10,11 +10,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from quality_helpers import END_DATE, HORIZON, PIPELINE_DB, copy_warehouse, fingerprint, pipeline_query
-
-pytest_plugins = ["quality_fixtures"]  # its session fixtures, shared with test_corrupt_inputs.py
-
-pytestmark = pytest.mark.integration
+from helpers.quality import END_DATE, HORIZON, PIPELINE_DB, copy_warehouse, fingerprint, pipeline_query
 
 
 @pytest.fixture

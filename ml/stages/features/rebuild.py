@@ -19,7 +19,7 @@ SQL file, and the as-of date. Before the next build they are compared with what 
 - nothing changed (a daily run: only days after the recorded as-of are new): nothing extra.
 
 Deleting and rebuilding through the same incremental models keeps the result equal to a
-fresh build on the last export (tests/test_reexport.py). A build that fails half way leaves
+fresh build on the last export (tests/dbt/test_reexport.py). A build that fails half way leaves
 the days it may have half-built marked ``dirty``, so the next build redoes them whatever the
 next export holds.
 """

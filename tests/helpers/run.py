@@ -1,0 +1,35 @@
+"""What every layer of the tests shares: the repo, the session's as-of date and horizon, the CLI."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+END_DATE = dt.date(2025, 12, 31)
+HORIZON = 90
+TIER_S = 10_000
+CUTOFF_STEP = 30  # the dbt cutoff grid: every 30 days from 1970-01-01 (dbt var cutoff_grid_anchor)
+
+
+def backtest_cutoff(as_of: dt.date, horizon: int = HORIZON, step: int = CUTOFF_STEP) -> dt.date:
+    """The latest full-label training cutoff, snapped to the dbt cutoff grid."""
+    latest = as_of - dt.timedelta(days=horizon)
+    return latest - dt.timedelta(days=(latest - dt.date(1970, 1, 1)).days % step)
+
+
+def churnwatch(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real ``churnwatch`` command in a child process, as a user would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "ml.faces.cli", *args],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"churnwatch {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
