@@ -5,20 +5,33 @@ a campaign:
 
 1. **Segments**: risk tier, value tier and RFM segment per scored customer (rules in
    :mod:`ml.model.segments`) → ``retention.customer_segments``.
-2. **Expected effects**: an :class:`EffectModel` gives, per customer and offer of the catalog
-   (``dbt_project/seeds/offer_catalog.csv``), the expected relative reduction of the churn
-   probability, or NaN where the offer does not apply. Today :class:`PriorEffects` uses the
-   catalog's prior effect and its eligibility rule; an uplift model slots in by implementing the
-   same one method, and nothing else changes.
-3. **Policy**: expected net value ``churn_probability × predicted_value × effect − unit_cost``
-   per (customer, offer); each customer gets the offer maximising ``net − λ·cost`` or nothing when
-   that is not positive, with the smallest ``λ ≥ 0`` whose spend fits ``settings.campaign_budget``
-   (bisection on a monotone spend). Because every customer's choice maximises the same Lagrangian,
-   a larger budget never gives a lower total expected net value, and spend never exceeds the budget.
-4. **Control group**: ``settings.control_share`` of the audience, picked by a stable hash of
+2. **Expected uplift**: an :class:`EffectModel` gives, per customer and offer of the catalog
+   (``dbt_project/seeds/offer_catalog.csv``), the absolute expected change in P(stay) if the
+   customer gets the offer, or NaN where the offer does not apply. The uplift model
+   (``ml.stages.uplift.load_effect_model``: the registry's champion) is used when one exists;
+   otherwise :class:`PriorEffects`: ``churn_probability × the catalog's prior effect`` under the
+   catalog's eligibility rules. ``settings.effect_model = "prior"`` always uses the priors.
+3. **Policy** (:mod:`ml.model.policy`): expected net value ``uplift × predicted_value − unit_cost``
+   per (customer, offer); an offer whose uplift is not positive is never chosen, so customers
+   whose best uplift is not positive ("sleeping dogs") are never contacted. Each customer gets
+   the offer maximising ``net − λ·cost`` or nothing, with the smallest ``λ ≥ 0`` whose spend fits
+   ``settings.campaign_budget``; at most ``settings.contact_share`` of the scored customers are
+   contacted (the best by ``net − λ·cost``). A larger budget never gives a lower total expected
+   net value when the contact cap does not bind, and neither limit is ever exceeded.
+4. **Control group**: ``settings.control_share`` of the customers, picked by a stable hash of
    ``(campaign_id, customer_id)``, is kept out of contact (``is_control``) and costs nothing; a
    rerun of the same campaign picks the very same customers. Controls are chosen by the same
    rule as the treated, so treated and control of every offer are comparable.
+5. **Exploration**: ``settings.exploration_share`` of the budget (of the money and of the
+   contacts) goes to customers drawn in the order of another stable hash among all those with a
+   positive uplift for some offer, each with an offer drawn uniformly among the offers predicted
+   to help them (control-flagged ones are held out with their drawn offer). Every row records its
+   ``assignment`` (targeted / exploration / control) and ``propensity`` (the probability of what
+   the row records under this design), so later uplift models learn effects outside the current
+   policy's choices without bias. The targeted policy gets what exploration left.
+
+With ``exploration_share = 0``, ``contact_share = 1`` and the prior effects the policy is the one
+of issue 1 and publishes the same rows.
 
 The audience goes to ``retention.audience_decisions``; the dbt marts ``marts.crm`` then add the
 recommended products (``retention_audience``), and ``marts.analytics`` measure past campaigns
@@ -26,7 +39,6 @@ and raise risk alerts (``build_marts``). Reruns replace the campaign's rows in o
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -35,13 +47,17 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from ml.model.policy import (choose_offers, contact_cap, control_flags, draw_exploration, net_values,
+                             propensities, protect_sleeping_dogs)
 from ml.model.segments import segment_customers
+from ml.core import defaults
+from ml.core.dbt import MARTS_SELECT
 from ml.core.settings import Settings
 from ml.core.warehouse import connect, fetch_frame, table_exists
 
 log = logging.getLogger(__name__)
 
-RECOMMENDATIONS_PER_CUSTOMER = 5
+RECOMMENDATIONS_PER_CUSTOMER = int(defaults.var("recommendations_per_customer"))  # dbt_project.yml
 OFFER_COLUMNS = ("offer_code", "action", "channel", "unit_cost", "expected_effect", "eligibility")
 ELIGIBILITY_RULES = ("any", "high_value", "service_issue", "item_data")
 # A reason names a service problem when it matches SERVICE_PROBLEM and not NOT_A_PROBLEM (both
@@ -71,9 +87,17 @@ def load_offer_catalog(settings: Settings) -> pd.DataFrame:
 
 
 class EffectModel(Protocol):
-    """Expected relative reduction of churn probability per (customer, offer); NaN = not offered."""
+    """Expected uplift per (customer, offer): the ABSOLUTE expected change in P(stay) if the customer
+    gets the offer (0.02 = two points more likely to stay); NaN = the offer is not eligible.
+
+    ``customers`` has one row per scored customer (customer_id, as_of_date, horizon_days,
+    churn_probability, predicted_value, reasons, tiers, segment, has_service_issue, ...);
+    ``offers`` is the offer catalog. ``name`` and ``version`` are published with every row
+    (``effect_source``, ``effect_model_version``).
+    """
 
     name: str
+    version: str
 
     def expected_effects(self, customers: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
         """An array of shape (len(customers), len(offers))."""
@@ -94,13 +118,41 @@ def eligibility(customers: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
 
 
 class PriorEffects:
-    """The catalog's prior expected effect for every eligible (customer, offer) pair."""
+    """The catalog's prior: uplift = churn_probability × the offer's expected relative reduction of
+    churn, for every eligible (customer, offer) pair."""
 
     name = "prior"
+    version = "offer_catalog"
 
-    def expected_effects(self, customers: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
+    def relative_effects(self, customers: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
+        """The catalog's expected relative reduction of churn probability; NaN where not eligible."""
         prior = offers["expected_effect"].to_numpy(float)[None, :]
         return np.where(eligibility(customers, offers), prior, np.nan)
+
+    def expected_effects(self, customers: pd.DataFrame, offers: pd.DataFrame) -> np.ndarray:
+        probability = customers["churn_probability"].to_numpy(float)[:, None]
+        return probability * self.relative_effects(customers, offers)
+
+
+def default_effect_model(settings: Settings) -> EffectModel:
+    """The uplift model's champion when there is one (and ``settings.effect_model`` is "auto"),
+    else the catalog's priors (one log line saying so)."""
+    if settings.effect_model == "prior":
+        return PriorEffects()
+    if settings.effect_model != "auto":
+        raise ValueError(f"effect_model must be 'auto' or 'prior', got {settings.effect_model!r}")
+    try:  # the uplift stage lands in its own commit (issue 19); until then the priors decide
+        from ml.stages.uplift import load_effect_model
+    except ModuleNotFoundError as missing:
+        if missing.name not in ("ml.stages.uplift",):
+            raise
+        load_effect_model = None
+    model = load_effect_model(settings) if load_effect_model else None
+    if model is None:
+        log.info("decide: no uplift model for horizon %s; using the offer catalog's prior effects",
+                 settings.horizon_days)
+        return PriorEffects()
+    return model
 
 
 def has_service_issue(reasons: list) -> np.ndarray:
@@ -126,97 +178,32 @@ def has_service_issue(reasons: list) -> np.ndarray:
     return hit
 
 
-# ---- the policy ---------------------------------------------------------------------------------
+# ---- the policy (pure pieces in ml.model.policy) -------------------------------------------------
 
 
 def expected_net_values(probability: np.ndarray, value: np.ndarray, effects: np.ndarray,
                         unit_cost: np.ndarray) -> np.ndarray:
-    """``p × value × effect − cost`` per (customer, offer); −inf where the offer does not apply."""
+    """``(p × value) × relative effect − cost`` per (customer, offer); −inf where the offer does not
+    apply. The same number as ``uplift × value − cost`` with ``uplift = p × effect`` up to rounding,
+    multiplied in the order the campaigns before uplift models used, so their rows stay identical."""
     gain = (np.asarray(probability, float) * np.nan_to_num(np.asarray(value, float)))[:, None] * effects
     net = gain - np.asarray(unit_cost, float)[None, :]
     return np.where(np.isnan(effects), -np.inf, net)
 
 
-def choose_offers(net: np.ndarray, unit_cost: np.ndarray, budget: float, billable: np.ndarray,
-                  iterations: int = 60, tolerance: float = 1e-7) -> tuple[np.ndarray, float]:
-    """Per customer the offer index maximising ``net − λ·cost`` (−1: nothing), and λ.
-
-    λ is the smallest non-negative price of a unit of budget at which the spend on billable
-    customers (the treated; controls cost nothing) fits ``budget`` (found by bisection to a
-    relative ``tolerance``; the returned λ always fits).
-    """
-    n, k = net.shape
-    cost = np.asarray(unit_cost, float)
-    billable = np.asarray(billable, bool)
-
-    # offers as rows (one contiguous array per offer): the bisection compares offer by offer,
-    # keeping the first best on ties as argmax does; with NaNs, argmax's NaN rule is kept instead
-    by_offer = np.ascontiguousarray(np.asarray(net, float).T)
-    has_nan = bool(np.isnan(by_offer).any())
-
-    def best_offers(lam: float, rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(best adjusted value, its label) per customer; labels[j] stands for offer j."""
-        best_value = rows[0] - lam * cost[0]
-        best = np.full(rows.shape[1], labels[0])
-        value, better = np.empty_like(best_value), np.empty(rows.shape[1], bool)
-        for j in range(1, k):
-            np.subtract(rows[j], lam * cost[j], out=value)
-            np.greater(value, best_value, out=better)
-            np.copyto(best_value, value, where=better)
-            np.copyto(best, labels[j], where=better)
-        return best_value, best
-
-    def solve(lam: float) -> np.ndarray:
-        if k == 0:
-            return np.full(n, -1)
-        if has_nan:
-            adjusted = net - lam * cost[None, :]
-            best = np.argmax(adjusted, axis=1)
-            return np.where(adjusted[np.arange(n), best] > 0, best, -1)
-        best_value, best = best_offers(lam, by_offer, np.arange(k))
-        return np.where(best_value > 0, best, -1)
-
-    # only the billable customers spend, so the bisection solves for them alone and tracks the
-    # chosen offer's cost directly: the same costs in the same order as cost[choice], the same sum
-    billed = by_offer[:, billable] if not billable.all() else by_offer
-
-    def spend(lam: float) -> float:
-        if k == 0 or has_nan:
-            choice = solve(lam)[billable]
-            return float(cost[choice[choice >= 0]].sum())
-        best_value, best_cost = best_offers(lam, billed, cost)
-        return float(best_cost[best_value > 0].sum())
-
-    if spend(0.0) <= budget:
-        return solve(0.0), 0.0
-    finite = np.isfinite(net)
-    lo, hi = 0.0, float(np.max(np.where(finite, net, 0.0) / cost[None, :])) + 1.0  # at hi nobody is chosen
-    for _ in range(iterations):
-        if hi - lo <= tolerance * hi:
-            break
-        mid = (lo + hi) / 2
-        if spend(mid) <= budget:
-            hi = mid
-        else:
-            lo = mid
-    return solve(hi), hi
-
-
-def control_flags(customer_ids: np.ndarray, campaign_id: str, share: float) -> np.ndarray:
-    """Stable hash of (campaign_id, customer_id) → uniform in [0, 1) → below ``share``: control."""
-    if not 0.0 <= share < 1.0:
-        raise ValueError(f"control_share must be in [0, 1), got {share}")
-    # the prefix is hashed once; each customer continues from a copy of that state (the same
-    # digest as hashing prefix + id, without re-hashing the prefix a million times)
-    seeded = hashlib.blake2b(campaign_id.encode() + b"\x1f", digest_size=8)
-    digests = []
-    for customer_id in map(str, customer_ids):
-        h = seeded.copy()
-        h.update(customer_id.encode())
-        digests.append(h.digest())
-    digests = b"".join(digests)
-    u = np.frombuffer(digests, dtype=">u8").astype(np.float64) / 2.0**64
-    return u < share
+def policy_values(effect_model: EffectModel, customers: pd.DataFrame,
+                  offers: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(uplift, relative effect, net value) per (customer, offer) from ``effect_model``."""
+    probability = customers["churn_probability"].to_numpy(float)
+    value, cost = customers["predicted_value"].to_numpy(), offers["unit_cost"].to_numpy()
+    uplift = np.asarray(effect_model.expected_effects(customers, offers), float)
+    relative = getattr(effect_model, "relative_effects", None)
+    if relative is not None:  # a model stated as p × relative effect (the priors)
+        effects = np.asarray(relative(customers, offers), float)
+        return uplift, effects, protect_sleeping_dogs(expected_net_values(probability, value, effects, cost), uplift)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        effects = np.where(probability[:, None] > 0, uplift / probability[:, None], np.nan)
+    return uplift, effects, net_values(uplift, value, cost)
 
 
 # ---- the stage -----------------------------------------------------------------------------------
@@ -253,7 +240,7 @@ def load_scored_customers(settings: Settings) -> pd.DataFrame:
 def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
     """Segment the run's customers and pick the campaign audience; write both tables."""
     started = time.perf_counter()
-    effect_model = effect_model or PriorEffects()
+    effect_model = effect_model or default_effect_model(settings)
     campaign_id = settings.campaign_id
     customers = load_scored_customers(settings)
     if customers.empty:
@@ -265,16 +252,27 @@ def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
         value_high_share=settings.value_tier_high_share, value_medium_share=settings.value_tier_medium_share))
     customers["has_service_issue"] = has_service_issue([customers[c] for c in ("reason_1", "reason_2", "reason_3")])
 
-    # expected net value per (customer, offer), then the budgeted choice
+    # expected uplift and net value per (customer, offer)
     offers = load_offer_catalog(settings)
-    effects = np.asarray(effect_model.expected_effects(customers, offers), float)
-    net = expected_net_values(customers["churn_probability"].to_numpy(), customers["predicted_value"].to_numpy(),
-                              effects, offers["unit_cost"].to_numpy())
-    is_control = control_flags(customers["customer_id"].to_numpy(), campaign_id, settings.control_share)
-    choice, lam = choose_offers(net, offers["unit_cost"].to_numpy(), settings.campaign_budget, ~is_control)
+    cost = offers["unit_cost"].to_numpy(float)
+    uplift, effects, net = policy_values(effect_model, customers, offers)
 
-    picked = np.flatnonzero(choice >= 0)
-    offer_of = choice[picked]
+    # held out, explored, then the budgeted choice with what exploration left
+    ids = customers["customer_id"].to_numpy()
+    is_control = control_flags(ids, campaign_id, settings.control_share)
+    max_contacts = contact_cap(len(customers), settings.contact_share)
+    share = settings.exploration_share
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"exploration_share must be in [0, 1), got {share}")
+    explored = draw_exploration(ids, campaign_id, uplift, cost, ~is_control, share * settings.campaign_budget,
+                                None if max_contacts is None else int(np.floor(share * max_contacts)))
+    choice, lam = choose_offers(net, cost, settings.campaign_budget - explored.spend, ~is_control & ~explored.drawn,
+                                max_contacts=None if max_contacts is None else max_contacts - explored.contacts)
+
+    picked = np.flatnonzero(explored.drawn | (choice >= 0))
+    offer_of = np.where(explored.drawn, explored.offer, choice)[picked]
+    assignment = np.where(is_control[picked], "control",
+                          np.where(explored.drawn[picked], "exploration", "targeted")).astype(object)
     audience = pd.DataFrame({"campaign_id": np.full(len(picked), campaign_id, dtype=object)})
     for col in ("customer_id", "as_of_date", "horizon_days", "churn_probability", "predicted_value",
                 "risk_tier", "value_tier", "segment", "model_version"):
@@ -286,6 +284,11 @@ def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
     audience["effect_source"] = effect_model.name
     audience["is_control"] = is_control[picked]
     audience["reason_summary"] = customers["reason_summary"].take(picked).reset_index(drop=True)
+    audience["expected_uplift"] = uplift[picked, offer_of]
+    audience["assignment"] = assignment
+    audience["propensity"] = propensities(assignment, offer_of, choice[picked], explored.offers_open[picked],
+                                          settings.control_share, explored.inclusion)
+    audience["effect_model_version"] = str(effect_model.version)
 
     segments = customers[["customer_id", "as_of_date", "horizon_days", "churn_probability", "predicted_value",
                           "risk_tier", "value_tier", "recency_score", "frequency_score", "monetary_score",
@@ -294,18 +297,23 @@ def decide(settings: Settings, effect_model: EffectModel | None = None) -> dict:
     _store(settings, campaign_id, segments, audience)
 
     treated = ~audience["is_control"].to_numpy(bool)
+    exploring = (assignment == "exploration")
     summary = {
         "campaign_id": campaign_id,
         "customers": len(customers),
         "audience": len(audience),
         "treated": int(treated.sum()),
         "control": int((~treated).sum()),
+        "exploration": int(exploring.sum()),
         "budget": float(settings.campaign_budget),
+        "contact_cap": max_contacts,
         "spend": round(float(audience["unit_cost"].to_numpy()[treated].sum()), 2),
+        "exploration_spend": round(explored.spend, 2),
         "expected_net_value": round(float(audience["expected_net_value"].to_numpy()[treated].sum()), 2),
         "budget_price": round(lam, 6),
         "actions": {k: int(v) for k, v in audience["offer_code"][treated].value_counts().sort_index().items()},
         "effect_source": effect_model.name,
+        "effect_model_version": str(effect_model.version),
         "seconds": round(time.perf_counter() - started, 2),
     }
     log.info("decide %s", summary)
@@ -330,6 +338,7 @@ def _store(settings: Settings, campaign_id: str, segments: pd.DataFrame, audienc
         con.execute("create schema if not exists retention")
         con.execute("create table if not exists retention.customer_segments as select * from segments limit 0")
         con.execute("create table if not exists retention.audience_decisions as select * from audience limit 0")
+        _add_new_columns(con, "retention.audience_decisions", "audience")
         con.execute("begin")
         con.execute("delete from retention.customer_segments where as_of_date = ? and horizon_days = ?",
                     [settings.as_of, settings.horizon_days])
@@ -337,6 +346,15 @@ def _store(settings: Settings, campaign_id: str, segments: pd.DataFrame, audienc
         con.execute("delete from retention.audience_decisions where campaign_id = ?", [campaign_id])
         con.execute("insert into retention.audience_decisions by name select * from audience")
         con.execute("commit")
+
+
+def _add_new_columns(con, table: str, frame: str) -> None:
+    """Columns of ``frame`` that ``table`` lacks (a warehouse from before they existed) are added; its
+    earlier rows hold NULL there."""
+    have = {r[0] for r in con.execute(f"select * from {table} limit 0").description}
+    for name, kind in con.execute(f"select column_name, column_type from (describe {frame})").fetchall():
+        if name not in have:
+            con.execute(f'alter table {table} add column "{name}" {kind}')
 
 
 def marts_vars(settings: Settings) -> dict:
@@ -351,7 +369,7 @@ def marts_vars(settings: Settings) -> dict:
     }
 
 
-MARTS_SELECTOR = ["offer_catalog", "marts.crm", "marts.analytics"]
+MARTS_SELECTOR = list(MARTS_SELECT)  # both seeds and the crm and analytics marts, as Cosmos builds them
 
 
 def build_marts(settings: Settings) -> dict:

@@ -164,19 +164,26 @@ def test_prior_effects_respect_eligibility_and_an_effect_model_can_replace_them(
     from ml.core.settings import Settings
 
     offers = decide.load_offer_catalog(Settings.load(warehouse=tmp_path))
-    customers = pd.DataFrame({"value_tier": ["high", "low"], "has_service_issue": [False, True]})
+    customers = pd.DataFrame({"value_tier": ["high", "low"], "has_service_issue": [False, True],
+                              "churn_probability": [0.4, 0.2], "predicted_value": [100.0, 50.0]})
     effects = decide.PriorEffects().expected_effects(customers, offers)
     by_code = dict(zip(offers["offer_code"], effects.T))
     assert np.isnan(by_code["COUPON20"][1]) and not np.isnan(by_code["COUPON20"][0])
     assert np.isnan(by_code["SERVICE_CALL"][0]) and not np.isnan(by_code["SERVICE_CALL"][1])
+    # absolute uplift: the churn probability times the catalog's relative effect
+    prior = dict(zip(offers["offer_code"], offers["expected_effect"]))
+    assert by_code["COUPON10"][0] == pytest.approx(0.4 * prior["COUPON10"])
 
-    class Uplift:  # what an uplift model has to provide: one method
-        name = "uplift-test"
+    class Uplift:  # what an uplift model has to provide: a name, a version and one method
+        name, version = "uplift-test", "7"
 
         def expected_effects(self, customers, offers):
-            return np.full((len(customers), len(offers)), 0.5)
+            return np.full((len(customers), len(offers)), 0.05)
 
-    assert Uplift().expected_effects(customers, offers).shape == effects.shape
+    uplift, _, net = decide.policy_values(Uplift(), customers, offers)
+    assert uplift.shape == effects.shape
+    np.testing.assert_allclose(net, 0.05 * customers["predicted_value"].to_numpy()[:, None]
+                               - offers["unit_cost"].to_numpy()[None, :])
 
 
 def test_service_reasons_are_recognised():
