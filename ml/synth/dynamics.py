@@ -14,9 +14,10 @@ One simulated day ``t``, for every signed-up customer (vectorised, customers in 
 4. engagement: ``z`` moves a fixed share towards the customer's level, plus the shocks of
    today's order experiences; the level falls slowly with tenure (fatigue) and keeps a share
    of every shock for good (a "scar": a bad experience is never quite forgotten);
-5. campaign (on campaign days, at the end of the day): at-risk customers are picked, split into
-   treated and control at random; a treated customer's hazard and purchase rate are scaled by
-   its response ``tau`` on days ``t+1 .. t+effect_days``.
+5. grievance: decays, plus today's bad experiences (what a service-recovery call repairs);
+6. campaigns (at the end of the day, see :mod:`.campaigns`): the shop's own, then any injected
+   campaign file; a treated customer's hazard and purchase rate are scaled by its effect
+   ``tau`` (:mod:`.offers`) on days ``t+1 .. t+effect_days``.
 """
 from __future__ import annotations
 
@@ -25,13 +26,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .calendar import Calendar
+from .campaigns import CampaignRecord, Injection, apply_injection, run_shop_campaign
+from .offers import grievance_decay
 from .params import ShopModel
-from .world import CONTACT_CHANNEL_EFFECT, Customers
+from .world import Customers
 
 COMPLETED, CANCELLED, RETURNED = 0, 1, 2
-OFFERS = ("WINBACK10", "COMEBACK15", "FREESHIP", "VIP20")
-OFFER_EFFECT = np.array([0.8, 1.0, 0.7, 1.3])  # multiplier on a responder's tau
-OFFER_DISCOUNT = np.array([0.10, 0.15, 0.0, 0.20])  # FREESHIP: a flat shipping refund instead
 
 
 # ---- the shared per-day formulas ------------------------------------------------------------
@@ -69,18 +69,6 @@ def tau_now(until: np.ndarray, tau: np.ndarray, day: int) -> np.ndarray:
     return np.where(until >= day, tau, 0.0)
 
 
-def campaign_eligible(last_completed: np.ndarray, day: int, m: ShopModel) -> np.ndarray:
-    """At risk, as the shop sees it: last completed order between the recency bounds."""
-    gap = day - last_completed
-    return (last_completed >= 0) & (gap >= m.campaign_recency[0]) & (gap <= m.campaign_recency[1])
-
-
-def treated_tau(c: Customers, campaign_no: int) -> np.ndarray:
-    """A customer's effect if treated in this campaign: own response x offer x channel."""
-    offer = OFFER_EFFECT[campaign_no % len(OFFERS)]
-    return c.tau * offer * CONTACT_CHANNEL_EFFECT[c.contact_channel]
-
-
 # ---- what the simulation records -------------------------------------------------------------
 
 
@@ -95,11 +83,12 @@ class State:
     last_order: np.ndarray  # day of the last order of any status, -1 if none (active = >= 0)
     camp_until: np.ndarray  # last day a campaign treatment acts, -1 if never treated
     camp_tau: np.ndarray  # that treatment's effect
+    grievance: np.ndarray  # recent bad experiences, decaying (what service recovery repairs)
 
     @classmethod
     def empty(cls, n: int) -> "State":
         return cls(-1, np.zeros(n), np.zeros(n), np.zeros(n, bool), np.full(n, -1, np.int32),
-                   np.full(n, -1, np.int32), np.full(n, -1, np.int32), np.zeros(n))
+                   np.full(n, -1, np.int32), np.full(n, -1, np.int32), np.zeros(n), np.zeros(n))
 
     def take(self, rows: slice | np.ndarray) -> "State":
         """A copy of the state of ``rows``."""
@@ -110,24 +99,15 @@ class State:
         return State(self.day, *(getattr(self, f)[rows] for f in _STATE_ARRAYS))
 
 
-_STATE_ARRAYS = ("z", "scar", "alive", "last_completed", "last_order", "camp_until", "camp_tau")
-
-
-@dataclass
-class CampaignRecord:
-    """One campaign: who was contacted, who was held out, and the state just before."""
-    campaign_no: int
-    day: int
-    customers: np.ndarray  # contacted customers (treated and control), int32
-    is_control: np.ndarray
-    before: State  # state of the contacted customers before assignment (end of day)
+_STATE_ARRAYS = ("z", "scar", "alive", "last_completed", "last_order", "camp_until", "camp_tau",
+                 "grievance")
 
 
 @dataclass
 class History:
-    orders: dict[str, np.ndarray]  # cust, day, status, rating, reviewed, ticket, unresolved, campaign
+    orders: dict[str, np.ndarray]  # cust, day, status, rating, reviewed, ticket, unresolved, offer
     sessions: dict[str, np.ndarray]  # browsing-only sessions: cust, day, z (engagement then)
-    campaigns: list[CampaignRecord]
+    campaigns: list[CampaignRecord]  # the shop's own and the injected, in contact order
     snapshots: dict[int, State] = field(default_factory=dict)
     death_day: np.ndarray | None = None
 
@@ -152,14 +132,22 @@ class _Recorder:
 
 
 def simulate(c: Customers, cal: Calendar, m: ShopModel, rng: np.random.Generator,
-             snapshot_days: set[int]) -> History:
-    """Run the latent process over all days; record orders, sessions, campaigns, snapshots."""
+             snapshot_days: set[int], injections: dict[int, list[Injection]] | None = None
+             ) -> History:
+    """Run the latent process over all days; record orders, sessions, campaigns, snapshots.
+
+    ``injections`` (campaign files, by contact day) are applied after the shop's own campaign
+    of the day and consume no randomness, so without them the run is the plain generator's and
+    with them everything before their day is unchanged. Snapshots are taken before them.
+    """
+    injections = injections or {}
     n_signed = np.searchsorted(c.signup_day, np.arange(cal.n_days), side="right")
     state = State.empty(c.n)
-    camp_active = np.full(c.n, -1, dtype=np.int16)  # campaign whose treatment is acting
+    camp_offer = np.full(c.n, -1, dtype=np.int8)  # offer of the treatment acting
     death_day = np.full(c.n, -1, dtype=np.int32)
+    decay = grievance_decay(m.grievance_half_life)
     orders = _Recorder(dict(cust=np.int32, day=np.int32, status=np.int8, rating=np.int8,
-                            reviewed=bool, ticket=bool, unresolved=bool, campaign=np.int16))
+                            reviewed=bool, ticket=bool, unresolved=bool, offer=np.int8))
     sessions = _Recorder(dict(cust=np.int32, day=np.int32, z=np.float32))
     campaigns: list[CampaignRecord] = []
     snapshots: dict[int, State] = {}
@@ -191,7 +179,7 @@ def simulate(c: Customers, cal: Calendar, m: ShopModel, rng: np.random.Generator
         outcome = _order_outcomes(c, buyers, st.z[buyers], rng, m)
         in_treatment = st.camp_until[buyers] >= t
         orders.add(cust=buyers, day=np.full(len(buyers), t),
-                   campaign=np.where(in_treatment, camp_active[buyers], -1), **outcome.record)
+                   offer=np.where(in_treatment, camp_offer[buyers], -1), **outcome.record)
         st.last_completed[buyers[outcome.record["status"] == COMPLETED]] = t
         st.last_order[buyers] = t
 
@@ -206,15 +194,26 @@ def simulate(c: Customers, cal: Calendar, m: ShopModel, rng: np.random.Generator
         st.z[buyers] += outcome.shock
         st.scar[buyers] += m.scar_share * outcome.shock
 
-        # 5. campaign at the end of the day
+        # 5. grievance
+        st.grievance *= decay
+        st.grievance[buyers] += outcome.grievance
+
+        # 6. campaigns at the end of the day
         if t in campaign_no:
-            rec = _run_campaign(c, campaign_no[t], st, rng, m)
-            camp_active[rec.customers[~rec.is_control]] = rec.campaign_no
-            campaigns.append(rec)
+            campaigns.append(run_shop_campaign(c, campaign_no[t], st, rng, m))
+            _start_offers(camp_offer, campaigns[-1])
         if t in snapshot_days:
             snapshots[t] = st.take(slice(0, n))
+        for inj in injections.get(t, ()):
+            campaigns.append(apply_injection(c, inj, st, m))
+            _start_offers(camp_offer, campaigns[-1])
 
     return History(orders.result(), sessions.result(), campaigns, snapshots, death_day)
+
+
+def _start_offers(camp_offer: np.ndarray, rec: CampaignRecord) -> None:
+    treated = ~rec.is_control
+    camp_offer[rec.customers[treated]] = rec.offer[treated]
 
 
 def _poisson_upto2(u: np.ndarray, rate: np.ndarray) -> np.ndarray:
@@ -227,6 +226,7 @@ def _poisson_upto2(u: np.ndarray, rate: np.ndarray) -> np.ndarray:
 class _Outcome:
     record: dict[str, np.ndarray]
     shock: np.ndarray
+    grievance: np.ndarray
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -259,18 +259,10 @@ def _order_outcomes(c: Customers, buyers: np.ndarray, z: np.ndarray, rng: np.ran
              + m.shock_bad_rating * (rating <= 2)
              + m.shock_unresolved_ticket * unresolved
              + m.shock_resolved_ticket * (ticket & ~unresolved))
+    grievance = (m.grievance_bad_rating * (rating <= 2)
+                 + m.grievance_unresolved_ticket * unresolved
+                 + m.grievance_resolved_ticket * (ticket & ~unresolved)
+                 + m.grievance_cancelled * (status == CANCELLED)
+                 + m.grievance_returned * (status == RETURNED))
     return _Outcome(dict(status=status, rating=rating, reviewed=reviewed, ticket=ticket,
-                         unresolved=unresolved), shock)
-
-
-def _run_campaign(c: Customers, number: int, st: State, rng: np.random.Generator,
-                  m: ShopModel) -> CampaignRecord:
-    """Pick at-risk customers, hold out a random control group, start the treatment."""
-    eligible = np.flatnonzero(campaign_eligible(st.last_completed, st.day, m))
-    picked = eligible[rng.random(len(eligible)) < m.campaign_contact_share]
-    is_control = rng.random(len(picked)) < m.campaign_control_share
-    before = st.take(picked)
-    treated = picked[~is_control]
-    st.camp_until[treated] = st.day + m.campaign_effect_days
-    st.camp_tau[treated] = treated_tau(c.subset(treated), number)
-    return CampaignRecord(number, st.day, picked.astype(np.int32), is_control, before)
+                         unresolved=unresolved), shock, grievance)

@@ -6,8 +6,9 @@ order's timestamp, so browsing visibly precedes buying. *Browsing-only sessions*
 simulation (their rate follows engagement, so they thin out before a customer drops out) and
 stop part-way down the funnel.
 
-Events dominate the data volume (~50 per customer), so they are produced per chunk of days,
-each chunk with its own random stream, expanded with ``np.repeat`` and written as it comes.
+Events dominate the data volume (~50 per customer), so they are expanded with ``np.repeat``
+and written a chunk of days at a time; each day draws from its own random stream, so what
+happens on one day never changes the events of another (see :mod:`.streams`).
 """
 from __future__ import annotations
 
@@ -38,18 +39,22 @@ def write_events(writer: SourceWriter, hist: History, orders: Orders, c: Custome
     b_cust, b_day, b_z = browse["cust"][seen], browse["day"][seen], browse["z"][seen]  # by day
     product_ids = padded_ids(np.arange(catalog.n_products), 6, prefix="P")
     next_session = 1
-    for chunk, d0 in enumerate(range(0, cal.observed_days, CHUNK_DAYS)):
-        d1 = min(d0 + CHUNK_DAYS, cal.observed_days)
-        rng = np.random.default_rng([seed, 0xE7E, chunk])
-        b = slice(*np.searchsorted(b_day, [d0, d1]))
-        o = slice(*np.searchsorted(orders.day, [d0, d1]))
-        sessions = _sessions(b_cust[b], b_day[b], b_z[b], orders, o, c, cal, model, rng)
-        if len(sessions["cust"]) == 0:
+    for d0 in range(0, cal.observed_days, CHUNK_DAYS):
+        days = []
+        for day in range(d0, min(d0 + CHUNK_DAYS, cal.observed_days)):
+            rng = np.random.default_rng([seed, 0xE7E, day])
+            b = slice(*np.searchsorted(b_day, [day, day + 1]))
+            o = slice(*np.searchsorted(orders.day, [day, day + 1]))
+            sessions = _sessions(b_cust[b], b_day[b], b_z[b], orders, o, c, cal, model, rng)
+            if len(sessions["cust"]):
+                days.append((len(sessions["cust"]), _expand(sessions, c, catalog, cal, rng)))
+        if not days:
             continue
-        cols = _expand(sessions, c, catalog, cal, rng)
-        n_sessions = len(sessions["cust"])
-        session_ids = padded_ids(np.arange(next_session, next_session + n_sessions), 10, prefix="S")
-        next_session += n_sessions
+        offsets = np.cumsum([0] + [n for n, _ in days])
+        cols = {k: np.concatenate([d[k] for _, d in days]) for k in days[0][1]}
+        cols["session"] = np.concatenate([d["session"] + off for (_, d), off in zip(days, offsets)])
+        session_ids = padded_ids(np.arange(next_session, next_session + offsets[-1]), 10, prefix="S")
+        next_session += int(offsets[-1])
         writer.write(dict(
             customer_id=cust_ids.take(pa.array(cols["cust"])),
             event_ts=timestamps(cols["ts"]),

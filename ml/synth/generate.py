@@ -1,9 +1,17 @@
-"""``generate``: build a synthetic shop on disk, optionally with its ground truth."""
+"""``generate``: build a synthetic shop on disk, optionally with its ground truth.
+
+:func:`write_shop` is the common path of :func:`generate` and :func:`.simulate.simulate`: the
+same world, simulated through a chosen last day, with any injected campaigns. The generator's
+arguments (:class:`ShopSpec`) are kept in the footer of ``customers.parquet`` so the simulator
+can replay the very same shop later; the pipeline never reads them.
+"""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +21,53 @@ import pyarrow.parquet as pq
 from ml.core.contract import SOURCES
 
 from .calendar import Calendar
+from .campaigns import Injection
+from .contacts import build_contacts
 from .dynamics import History, simulate
 from .events import write_events
 from .io import SourceWriter, WriteQueue, write_table
 from .params import MODEL, ShopModel
-from .tables import (build_contacts, build_customers_table, build_orders, build_reviews,
-                     build_tickets, campaign_id, customer_ids)
-from .truth import campaign_effect, churn_truth
+from .streams import DayStreams
+from .tables import build_customers_table, build_orders, build_reviews, build_tickets, customer_ids
+from .truth_files import write_truth
 from .world import Customers, build_catalog, build_customers
 
 TRUTH_DIR = "_truth"
 # one independent random stream per part, so changing how one part draws leaves the others alone
 _STREAMS = ("catalog", "customers", "simulation", "ids", "orders", "reviews", "tickets",
             "contacts", "profiles")
+SPEC_KEY = "churnwatch.synth"  # footer key of customers.parquet
+
+
+@dataclass(frozen=True)
+class ShopSpec:
+    """The arguments that fix a generated shop's world and random streams."""
+    customers: int
+    seed: int
+    end_date: dt.date  # the last day of the first export
+    history_days: int
+
+    @property
+    def start(self) -> dt.date:
+        return self.end_date - dt.timedelta(days=self.history_days - 1)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "end_date": self.end_date.isoformat()}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ShopSpec":
+        raw = json.loads(text)
+        return cls(int(raw["customers"]), int(raw["seed"]), _as_date(raw["end_date"]),
+                   int(raw["history_days"]))
+
+
+@dataclass
+class Shop:
+    """What :func:`write_shop` simulated, for callers that compute more truth from it."""
+    cal: Calendar
+    people: Customers
+    hist: History
+    ids: pa.Array
 
 
 def generate(out_dir: Path, customers: int, seed: int, end_date: dt.date,
@@ -44,34 +86,49 @@ def generate(out_dir: Path, customers: int, seed: int, end_date: dt.date,
     """
     end_date, truth_as_of = _as_date(end_date), _as_date(truth_as_of)
     _check_arguments(customers, end_date, truth_as_of, horizon_days, fmt, history_days)
+    stats, _ = write_shop(out_dir, ShopSpec(customers, seed, end_date, history_days), end_date,
+                          fmt, model, truth_as_of, horizon_days)
+    return stats
+
+
+def write_shop(out_dir: Path, spec: ShopSpec, until: dt.date, fmt: str = "parquet",
+               model: ShopModel = MODEL, truth_as_of: dt.date | None = None,
+               horizon_days: int = 90, injections: dict[int, list[Injection]] | None = None,
+               snapshot_days: set[int] = frozenset()) -> tuple[dict, Shop]:
+    """The shop of ``spec`` exported through ``until`` (>= its end date), campaigns injected."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_outputs(out_dir)
     timer = _StageTimer()
+    seed = spec.seed
 
     with timer("world"):
-        cal, rng, catalog, people, ids = build_world(customers, seed, end_date, truth_as_of,
-                                                     horizon_days, history_days, model)
+        cal, rng, catalog, people, ids = build_world(spec.customers, seed, spec.end_date,
+                                                     truth_as_of, horizon_days, spec.history_days,
+                                                     model, until=until)
     truth_day = cal.day_of(truth_as_of) if truth_as_of else None
     with timer("simulate"):
         hist = simulate(people, cal, model, rng["simulation"],
-                        {truth_day} if truth_day is not None else set())
+                        set(snapshot_days) | ({truth_day} if truth_day is not None else set()),
+                        injections)
 
+    day_streams = {name: DayStreams(seed, i) for i, name in enumerate(_STREAMS)}
     rows: dict[str, int] = {}
     with WriteQueue() as queue:
         with timer("tables"):
             orders, order_cols, item_cols = build_orders(hist, people, catalog, cal, model, ids,
-                                                         rng["orders"])
+                                                         day_streams["orders"])
             tables = {
                 "orders": lambda: order_cols,
                 "order_items": lambda: item_cols,
                 "customers": lambda: build_customers_table(people, cal, ids, rng["profiles"]),
-                "reviews": lambda: build_reviews(orders, cal, ids, rng["reviews"]),
-                "support_tickets": lambda: build_tickets(orders, cal, ids, rng["tickets"]),
-                "campaign_contacts": lambda: build_contacts(hist, people, cal, ids, rng["contacts"]),
+                "reviews": lambda: build_reviews(orders, cal, ids, day_streams["reviews"]),
+                "support_tickets": lambda: build_tickets(orders, cal, ids, day_streams["tickets"]),
+                "campaign_contacts": lambda: build_contacts(hist, cal, ids, day_streams["contacts"]),
             }
             for source, build in tables.items():
-                rows[source] = write_table(out_dir, source, fmt, build(), queue)
+                meta = {SPEC_KEY: spec.to_json()} if source == "customers" else None
+                rows[source] = write_table(out_dir, source, fmt, build(), queue, meta)
             del order_cols, item_cols, tables
         with timer("events"):
             writer = SourceWriter(out_dir, "events", fmt, queue)
@@ -83,113 +140,48 @@ def generate(out_dir: Path, customers: int, seed: int, end_date: dt.date,
     truth = None
     if truth_as_of is not None:
         with timer("truth"):
-            truth = _write_truth(out_dir / TRUTH_DIR, people, hist, cal, model, ids,
+            truth = write_truth(out_dir / TRUTH_DIR, people, hist, cal, model, ids,
                                  truth_as_of, horizon_days)
-    return {
-        "out_dir": str(out_dir), "customers": customers, "seed": seed,
-        "start_date": cal.start.isoformat(), "end_date": end_date.isoformat(), "format": fmt,
+    stats = {
+        "out_dir": str(out_dir), "customers": spec.customers, "seed": seed,
+        "start_date": cal.start.isoformat(), "end_date": until.isoformat(), "format": fmt,
         "rows": {s: rows[s] for s in SOURCES if s in rows},
         "seconds": round(timer.total, 3), "stage_seconds": timer.stages, "truth": truth,
     }
+    return stats, Shop(cal, people, hist, ids)
+
+
+def read_spec(shop_dir: Path) -> ShopSpec:
+    """The generator's arguments, from the footer of ``shop_dir/customers.parquet``."""
+    path = Path(shop_dir) / "customers.parquet"
+    if not path.is_file():
+        raise ValueError(f"{shop_dir} holds no customers.parquet: simulate needs a Parquet shop "
+                         "written by churnwatch generate")
+    meta = pq.read_metadata(path).metadata or {}
+    if SPEC_KEY.encode() not in meta:
+        raise ValueError(f"{path} does not record the generator's arguments (not written by "
+                         "churnwatch generate, or by an older version)")
+    return ShopSpec.from_json(meta[SPEC_KEY.encode()].decode())
 
 
 def build_world(customers: int, seed: int, end_date: dt.date, truth_as_of: dt.date | None,
-                horizon_days: int, history_days: int, model: ShopModel):
+                horizon_days: int, history_days: int, model: ShopModel,
+                until: dt.date | None = None):
     """The calendar, random streams, catalog, customers and ids of one ``generate`` call.
 
     Shared with :func:`.latent.latent_states`, which replays the same shop to read its hidden
-    state: both must draw exactly the same world from the same arguments.
+    state, and with the simulator, which continues it to ``until``: all must draw exactly the
+    same world from the same arguments. Customers sign up over the first export's history.
     """
-    cal = Calendar.build(end_date, history_days, max(end_date, truth_as_of or end_date),
+    until = until or end_date
+    start = end_date - dt.timedelta(days=history_days - 1)
+    cal = Calendar.build(until, (until - start).days + 1, max(until, truth_as_of or until),
                          horizon_days, model)
     rng = {name: np.random.default_rng([seed, i]) for i, name in enumerate(_STREAMS)}
     catalog = build_catalog(min(2000, max(300, customers // 5)), rng["catalog"])
-    people = build_customers(customers, cal.observed_days, catalog, model, rng["customers"])
+    people = build_customers(customers, history_days, catalog, model, rng["customers"])
     ids = customer_ids(customers, rng["ids"])
     return cal, rng, catalog, people, ids
-
-
-# ---- the truth files ------------------------------------------------------------------------------
-
-
-def _write_truth(truth_dir: Path, people: Customers, hist: History, cal: Calendar,
-                 model: ShopModel, ids: pa.Array, as_of: dt.date, horizon: int) -> dict:
-    truth_dir.mkdir(parents=True, exist_ok=True)
-    active, p = churn_truth(people, hist.snapshots[cal.day_of(as_of)], cal, model, horizon)
-    pq.write_table(pa.table({
-        "customer_id": ids.take(pa.array(active)),
-        "truth_as_of": pa.array(np.full(len(active), as_of), pa.date32()),
-        "horizon_days": pa.array(np.full(len(active), horizon, np.int32)),
-        "true_churn_probability": pa.array(p),
-    }), truth_dir / "churn_truth.parquet", compression="zstd")
-    effects = _campaign_effects_table(people, hist, cal, model, horizon)
-    pq.write_table(effects, truth_dir / "campaign_effects.parquet", compression="zstd")
-    (truth_dir / "README.txt").write_text(TRUTH_README.format(as_of=as_of, horizon=horizon))
-    return {"as_of": as_of.isoformat(), "horizon_days": horizon, "active_customers": len(active),
-            "mean_true_churn_probability": round(float(p.mean()), 4) if len(p) else None,
-            "campaigns": effects.num_rows}
-
-
-def _campaign_effects_table(people: Customers, hist: History, cal: Calendar, model: ShopModel,
-                            horizon: int) -> pa.Table:
-    rows = []
-    for rec in hist.campaigns:
-        if rec.day >= cal.observed_days or len(rec.customers) == 0:
-            continue  # not in the written data
-        e = campaign_effect(people, rec, cal, model, horizon)
-        gain = e["if_treated"] - e["if_control"]
-        treated = ~rec.is_control
-        rows.append(dict(
-            campaign_id=campaign_id(rec.campaign_no, cal, rec.day), campaign_date=cal.date_of(rec.day),
-            horizon_days=horizon, contacted=len(rec.customers), treated=int(treated.sum()),
-            control=int(rec.is_control.sum()),
-            true_average_effect=float(gain.mean()),
-            true_effect_on_treated=float(gain[treated].mean()) if treated.any() else None,
-            true_retention_if_treated=float(e["if_treated"].mean()),
-            true_retention_if_control=float(e["if_control"].mean()),
-        ))
-    schema = pa.schema([("campaign_id", pa.string()), ("campaign_date", pa.date32()),
-                        ("horizon_days", pa.int32()), ("contacted", pa.int64()),
-                        ("treated", pa.int64()), ("control", pa.int64()),
-                        ("true_average_effect", pa.float64()), ("true_effect_on_treated", pa.float64()),
-                        ("true_retention_if_treated", pa.float64()),
-                        ("true_retention_if_control", pa.float64())])
-    return pa.Table.from_pylist(rows, schema=schema)
-
-
-TRUTH_README = """\
-Ground truth of this synthetic shop. The churnwatch pipeline never reads this folder; it is
-here to score what the pipeline learns against what is known to be true.
-
-churn_truth.parquet -- one row per customer active at truth_as_of ({as_of}), i.e. with at least
-one order (of any status) on or before that day, as the pipeline's labels define it.
-  customer_id             as in the raw files (text, leading zeros kept)
-  truth_as_of             the cutoff date D
-  horizon_days            H ({horizon})
-  true_churn_probability  P(the customer places no order -- of any status -- on the days
-                          D+1 .. D+H), given their full latent state at the end of day D
-                          (alive or dropped out, engagement, traits, any campaign treatment
-                          still acting). Computed exactly from the generating process, averaging
-                          over its remaining randomness (dropout day, purchase draws, assignment
-                          in any campaign inside the window). A customer who has already dropped
-                          out has probability 1. With end_date >= D+H the realised churn in the
-                          data is one draw from these probabilities.
-
-campaign_effects.parquet -- one row per retention campaign in the data (campaign_contacts).
-  campaign_id, campaign_date   as in campaign_contacts (contact at the end of campaign_date c)
-  horizon_days                 H: retention means at least one order on days c+1 .. c+H
-  contacted, treated, control  customers picked, treated, held out as control
-  true_average_effect          mean over all contacted customers (treated and control) of
-                               P(retained | treated) - P(retained | control), each computed from
-                               the customer's latent state just before assignment. Assignment is
-                               random, so this is the expected value of the realised difference
-                               in retention rate, treated minus control.
-  true_effect_on_treated       the same mean over the treated only
-  true_retention_if_treated    mean P(retained | treated) over the contacted
-  true_retention_if_control    mean P(retained | control) over the contacted
-Effects are heterogeneous: most customers respond (lower dropout hazard, higher purchase rate
-for 60 days), some do not react, a few react badly; offer and contact channel scale the effect.
-"""
 
 
 # ---- small helpers --------------------------------------------------------------------------------

@@ -119,10 +119,12 @@ class SourceWriter:
     """Writes one source to ``out_dir/<source>.<fmt>``, in one go or chunk by chunk.
 
     Chunks are buffered to ~1M rows so Parquet gets sensible row groups whatever the chunk size.
-    Encoding happens on ``queue``'s thread when one is given, inline otherwise.
+    Encoding happens on ``queue``'s thread when one is given, inline otherwise. ``metadata``
+    (text key-values) goes into a Parquet footer; CSV has nowhere to keep it.
     """
 
-    def __init__(self, out_dir: Path, source: str, fmt: str, queue: WriteQueue | None = None):
+    def __init__(self, out_dir: Path, source: str, fmt: str, queue: WriteQueue | None = None,
+                 metadata: dict[str, str] | None = None):
         if fmt not in ("parquet", "csv"):
             raise ValueError(f"fmt must be 'parquet' or 'csv', not {fmt!r}")
         self.path = Path(out_dir) / f"{source}.{fmt}"
@@ -131,6 +133,7 @@ class SourceWriter:
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._file = None  # opened on the writer thread with the first table's schema
+        self._metadata = metadata
 
     def write(self, columns: dict[str, pa.Array]) -> None:
         table = as_contract_table(self.source, columns)
@@ -180,6 +183,8 @@ class SourceWriter:
 
     def _close_file(self) -> None:
         if self._file is not None:
+            if self._metadata and self.fmt == "parquet":
+                self._file.add_key_value_metadata(self._metadata)
             self._file.close()
 
 
@@ -200,8 +205,8 @@ def _csv_friendly(table: pa.Table) -> pa.Table:
 
 
 def write_table(out_dir: Path, source: str, fmt: str, columns: dict[str, pa.Array],
-                queue: WriteQueue | None = None) -> int:
-    writer = SourceWriter(out_dir, source, fmt, queue)
+                queue: WriteQueue | None = None, metadata: dict[str, str] | None = None) -> int:
+    writer = SourceWriter(out_dir, source, fmt, queue, metadata)
     writer.write(columns)
     writer.close()
     return writer.rows

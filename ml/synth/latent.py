@@ -18,7 +18,8 @@ from .generate import _as_date, build_world
 from .params import MODEL, ShopModel
 from .truth import prob_no_order
 
-TRAITS = ("lam", "h0", "rho", "m0", "fatigue", "quality", "basket", "price_sensitivity", "tau")
+TRAITS = ("lam", "h0", "rho", "m0", "fatigue", "quality", "basket", "price_sensitivity",
+          "receptiveness", "dog")
 STATE = ("alive", "z")
 
 
@@ -52,6 +53,7 @@ def latent_states(customers: int, seed: int, end_date: dt.date, cutoffs, truth_a
             "alive": state.alive.astype(float),
             "z": state.z,
             "is_active": state.last_order >= 0,
-            "true_churn_probability": prob_no_order(traits, state, cal, model, horizon_days),
+            "true_churn_probability": prob_no_order(traits, state, cal, model, horizon_days,
+                                                    np.arange(n)),
         }))
     return pd.concat(frames, ignore_index=True)

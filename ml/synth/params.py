@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .offers import EFFECTS, EffectModel
+
 
 @dataclass(frozen=True)
 class ShopModel:
@@ -71,10 +73,18 @@ class ShopModel:
     campaign_contact_share: float = 0.7  # of the eligible, this share is picked (budget)
     campaign_control_share: float = 0.15  # of the picked, this share is held out as control
     campaign_order_coef: float = 0.8  # purchase rate x exp(coef * tau) while treated
-    responder_share: float = 0.65  # tau > 0 (hazard down, purchases up)
-    adverse_share: float = 0.10  # tau < 0 (annoyed by the contact); the rest do not react
-    responder_tau_mean: float = 0.9
-    adverse_tau_mean: float = 0.35
+    # what a contact does: offer x channel x the customer's needs (see .offers.EffectModel)
+    effects: EffectModel = EFFECTS
+    dog_share: float = 0.08  # sleeping dogs at an average engagement level ...
+    dog_engagement_coef: float = 0.7  # ... their log-odds rise this much per sd of lower level
+    # grievance: bad experiences add to it, it halves every grievance_half_life days; it is
+    # what a service-recovery call can repair
+    grievance_half_life: float = 45.0
+    grievance_bad_rating: float = 1.0
+    grievance_unresolved_ticket: float = 1.5
+    grievance_resolved_ticket: float = 0.3
+    grievance_cancelled: float = 0.5
+    grievance_returned: float = 0.6
 
     # ---- volumes that only shape the event stream ------------------------------------------------
     # browsing-only sessions: P(add to cart) = sigmoid(a + b * z): the disengaged abandon carts
@@ -82,7 +92,7 @@ class ShopModel:
     browse_visit_only_share: float = 0.7  # sessions that are just a login / app open (1 event) at z = 0
     browse_depth_z_coef: float = 1.5  # ... logit falls by this per unit of z (engaged look further)
     coupon_base_share: float = 0.15  # x price sensitivity: orders with a generic coupon
-    campaign_coupon_share: float = 0.6  # treated orders that redeem the campaign's offer code
+    campaign_coupon_share: float = 0.6  # treated orders that redeem a coupon offer (x 0.5 + ps)
 
 
 MODEL = ShopModel()

@@ -14,10 +14,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .calendar import Calendar
-from .dynamics import CANCELLED, OFFER_DISCOUNT, OFFERS, RETURNED, History
+from .dynamics import CANCELLED, RETURNED, History
 from .io import numbers, padded_ids, pick, timestamps, with_nulls
+from .offers import OFFER_DISCOUNT, OFFERS
 from .params import ShopModel
-from .world import ACQUISITION, CATEGORIES, CONTACT_CHANNELS, Catalog, Customers
+from .streams import DayStreams, by_day
+from .world import ACQUISITION, CATEGORIES, Catalog, Customers
 
 US = 1_000_000
 STATUS_NAMES = ("completed", "cancelled", "returned")
@@ -29,7 +31,6 @@ ORDER_HOURS = np.where(np.arange(24) == 0, 0.0, _HOURLY) / _HOURLY[1:].sum()
 BROWSE_HOURS = np.where(np.arange(24) == 23, 0.0, _HOURLY) / _HOURLY[:23].sum()
 GENERIC_COUPONS = ("WELCOME5", "SAVE5", "SPRING10", "LOYAL10")
 _GENERIC_DISCOUNT = np.array([0.05, 0.05, 0.10, 0.10])
-FREESHIP_REFUND = 4.99
 
 
 def seconds_of_day(hour_weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -78,139 +79,133 @@ class Orders:
 
 
 def build_orders(hist: History, c: Customers, catalog: Catalog, cal: Calendar, m: ShopModel,
-                 cust_ids: pa.Array, rng: np.random.Generator
+                 cust_ids: pa.Array, streams: DayStreams
                  ) -> tuple[Orders, dict[str, pa.Array], dict[str, pa.Array]]:
     """The ``orders`` and ``order_items`` tables: baskets from preferences, amount = lines - discount."""
     rec = hist.orders
     seen = rec["day"] < cal.observed_days
-    second = not_before_signup(seconds_of_day(ORDER_HOURS, int(seen.sum()), rng), rec["cust"][seen],
-                               rec["day"][seen], c, 3600, 86_400, rng)
-    ts = cal.day_start_us(rec["day"][seen]) + second * US
-    order = np.argsort(ts, kind="stable")
-    raw = {k: v[seen][order] for k, v in rec.items()}
-    ts = ts[order]
-    cust = raw["cust"]
-    n = len(cust)
+    rec = {k: v[seen] for k, v in rec.items()}  # recorded day by day: already sorted by day
+
+    def one_day(rows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        cust, day = rec["cust"][rows], rec["day"][rows]
+        second = not_before_signup(seconds_of_day(ORDER_HOURS, len(rows), rng), cust, day, c,
+                                   3600, 86_400, rng)
+        order = np.argsort(second, kind="stable")
+        rows, cust, second = rows[order], cust[order], second[order]
+        lines = 1 + np.minimum(rng.poisson(c.basket[cust]), 11)
+        line_order = np.repeat(np.arange(len(rows)), lines)
+        category = sample_categories(c.favourite[cust[line_order]], catalog, rng)
+        product = catalog.sample_products(category, rng)
+        quantity = (1 + np.minimum(rng.poisson(0.25, len(product)), 4)).astype(np.int32)
+        subtotal = np.bincount(line_order, weights=quantity * catalog.list_price[product],
+                               minlength=len(rows))
+        coupon, discount = _coupons(rec["offer"][rows], c.price_sensitivity[cust], subtotal, m, rng)
+        order_channel = np.where(c.device[cust] == 0, 1, 0)  # app users order in the app
+        r = rng.random(len(rows))
+        order_channel = np.where(r < 0.08, 2, np.where(r < 0.11, 3, order_channel))
+        return dict(rows=rows, ts=cal.day_start_us(day) + second * US, lines=lines,
+                    amount=np.round(subtotal - discount, 2), discount=np.round(discount, 2),
+                    coupon=coupon, channel=order_channel, category=category, product=product,
+                    quantity=quantity)
+
+    o = by_day(rec["day"], streams, one_day)
+    raw = {k: v[o["rows"]] for k, v in rec.items()}
+    cust, n = raw["cust"], len(o["rows"])
     ids = padded_ids(np.arange(1, n + 1), 9, prefix="O")
-
-    lines = 1 + np.minimum(rng.poisson(c.basket[cust]), 11)
-    line_order = np.repeat(np.arange(n), lines)
-    category = sample_categories(c.favourite[cust[line_order]], catalog, rng)
-    product = catalog.sample_products(category, rng)
-    quantity = (1 + np.minimum(rng.poisson(0.25, len(product)), 4)).astype(np.int32)
-    unit_price = catalog.list_price[product]
-    subtotal = np.bincount(line_order, weights=quantity * unit_price, minlength=n)
-    first_line = np.cumsum(lines) - lines
-
-    coupon, discount = _coupons(raw["campaign"], c.price_sensitivity[cust], subtotal, m, rng)
-    amount = np.round(subtotal - discount, 2)
+    line_order = np.repeat(np.arange(n), o["lines"])
+    first_line = np.cumsum(o["lines"]) - o["lines"]
     product_ids = padded_ids(np.arange(catalog.n_products), 6, prefix="P")
-    order_channel = np.where(c.device[cust] == 0, 1, 0)  # app users order in the app
-    r = rng.random(n)
-    order_channel = np.where(r < 0.08, 2, np.where(r < 0.11, 3, order_channel))
-
     orders_cols = dict(
-        order_id=ids, customer_id=cust_ids.take(pa.array(cust)), order_ts=timestamps(ts),
-        amount=numbers(amount), discount_amount=numbers(np.round(discount, 2)),
-        coupon_code=pick(list(OFFERS) + list(GENERIC_COUPONS), coupon),
+        order_id=ids, customer_id=cust_ids.take(pa.array(cust)), order_ts=timestamps(o["ts"]),
+        amount=numbers(o["amount"]), discount_amount=numbers(o["discount"]),
+        coupon_code=pick(list(OFFERS) + list(GENERIC_COUPONS), o["coupon"]),
         status=pick(list(STATUS_NAMES), raw["status"]),
-        channel=pick(["web", "app", "marketplace", "phone"], order_channel),
+        channel=pick(["web", "app", "marketplace", "phone"], o["channel"]),
     )
     items_cols = dict(
-        order_id=ids.take(pa.array(line_order)), product_id=product_ids.take(pa.array(product)),
-        category=pick(list(CATEGORIES), category), quantity=numbers(quantity),
-        unit_price=numbers(unit_price),
+        order_id=ids.take(pa.array(line_order)), product_id=product_ids.take(pa.array(o["product"])),
+        category=pick(list(CATEGORIES), o["category"]), quantity=numbers(o["quantity"]),
+        unit_price=numbers(catalog.list_price[o["product"]]),
     )
-    return Orders(cust, raw["day"], ts, product[first_line], raw, ids), orders_cols, items_cols
+    return (Orders(cust, raw["day"], o["ts"], o["product"][first_line], raw, ids), orders_cols,
+            items_cols)
 
 
-def _coupons(campaign: np.ndarray, price_sensitivity: np.ndarray, subtotal: np.ndarray,
+def _coupons(offer: np.ndarray, price_sensitivity: np.ndarray, subtotal: np.ndarray,
              m: ShopModel, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Coupon index (offers first, then generic codes; -1 none) and discount per order.
 
-    Orders placed while a campaign treatment acts often redeem its offer code, which lets the
-    pipeline link campaigns to revenue; otherwise price-sensitive customers use generic codes.
+    Orders placed while a coupon offer acts often redeem it (the price-sensitive more often),
+    which lets the pipeline link campaigns to revenue; otherwise price-sensitive customers use
+    generic codes. Recommendation and service offers carry no code.
     """
     n = len(subtotal)
-    offer = np.where(campaign >= 0, campaign % len(OFFERS), -1)
-    use_offer = (offer >= 0) & (rng.random(n) < m.campaign_coupon_share)
+    rate_of_offer = OFFER_DISCOUNT[np.maximum(offer, 0)]
+    redeem = m.campaign_coupon_share * (0.5 + price_sensitivity)
+    use_offer = (offer >= 0) & (rate_of_offer > 0) & (rng.random(n) < redeem)
     generic = rng.integers(0, len(GENERIC_COUPONS), n)
     use_generic = ~use_offer & (rng.random(n) < m.coupon_base_share * 2 * price_sensitivity)
     coupon = np.where(use_offer, offer, np.where(use_generic, len(OFFERS) + generic, -1))
-    rate = np.where(use_offer, OFFER_DISCOUNT[np.maximum(offer, 0)],
-                    np.where(use_generic, _GENERIC_DISCOUNT[generic], 0.0))
-    discount = subtotal * rate
-    freeship = use_offer & (OFFER_DISCOUNT[np.maximum(offer, 0)] == 0)
-    discount = np.where(freeship, np.minimum(FREESHIP_REFUND, subtotal), discount)
-    return coupon, discount
+    rate = np.where(use_offer, rate_of_offer, np.where(use_generic, _GENERIC_DISCOUNT[generic], 0.0))
+    return coupon, subtotal * rate
 
 
 # ---- what follows an order: reviews and support tickets ------------------------------------------
 
 
 def build_reviews(o: Orders, cal: Calendar, cust_ids: pa.Array,
-                  rng: np.random.Generator) -> dict[str, pa.Array]:
+                  streams: DayStreams) -> dict[str, pa.Array]:
     """A review 1-14 days after some orders; the rating was decided with the order's experience."""
-    rows = np.flatnonzero(o.raw["reviewed"])
-    ts = o.ts_us[rows] + (rng.integers(1, 15, len(rows)) * 86_400 + rng.integers(0, 86_400, len(rows))) * US
-    keep = ts < cal.end_us
-    rows, ts = rows[keep], ts[keep]
+    reviewed = np.flatnonzero(o.raw["reviewed"])
+
+    def one_day(i: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        lag = rng.integers(1, 15, len(i)) * 86_400 + rng.integers(0, 86_400, len(i))
+        return dict(rows=reviewed[i], ts=o.ts_us[reviewed[i]] + lag * US)
+
+    r = by_day(o.day[reviewed], streams, one_day)
+    keep = r["ts"] < cal.end_us
+    rows, ts = r["rows"][keep], r["ts"][keep]
     return dict(customer_id=cust_ids.take(pa.array(o.cust[rows])), order_id=o.ids.take(pa.array(rows)),
                 review_ts=timestamps(ts), rating=numbers(o.raw["rating"][rows].astype(np.int32)))
 
 
 def build_tickets(o: Orders, cal: Calendar, cust_ids: pa.Array,
-                  rng: np.random.Generator) -> dict[str, pa.Array]:
-    """Tickets opened within a week of a troubled order; some never get resolved."""
-    rows = np.flatnonzero(o.raw["ticket"])
-    k = len(rows)
-    opened = o.ts_us[rows] + rng.integers(600, 7 * 86_400, k) * US
-    keep = opened < cal.end_us
-    rows, opened, k = rows[keep], opened[keep], int(keep.sum())
-    status, rating = o.raw["status"][rows], o.raw["rating"][rows]
-    unresolved = o.raw["unresolved"][rows]
-    resolved = opened + (600 + rng.exponential(36 * 3600, k).astype(np.int64)) * US
-    open_at_export = unresolved | (resolved >= cal.end_us)
+                  streams: DayStreams) -> dict[str, pa.Array]:
+    """Tickets opened within a week of a troubled order; some never get resolved.
 
-    topic = np.where(status == CANCELLED, 0, np.where(status == RETURNED, 1, rng.choice(
-        [2, 3, 4, 5], k, p=[0.45, 0.3, 0.15, 0.1])))
-    score = 3.2 + 0.45 * (rating - 3.0) + rng.normal(0, 0.8, k)
-    satisfaction = np.clip(np.round(score), 1, 5).astype(np.int32)
-    unanswered = open_at_export | (rng.random(k) < 0.4)
+    A ticket's id follows its order's (at most one ticket per order), so a longer export of the
+    same shop keeps the ids it had.
+    """
+    troubled = np.flatnonzero(o.raw["ticket"])
+
+    def one_day(i: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        k = len(i)
+        return dict(rows=troubled[i],
+                    opened=o.ts_us[troubled[i]] + rng.integers(600, 7 * 86_400, k) * US,
+                    took=(600 + rng.exponential(36 * 3600, k).astype(np.int64)) * US,
+                    other_topic=rng.choice([2, 3, 4, 5], k, p=[0.45, 0.3, 0.15, 0.1]),
+                    noise=rng.normal(0, 0.8, k), unanswered=rng.random(k) < 0.4)
+
+    t = by_day(o.day[troubled], streams, one_day)
+    keep = t["opened"] < cal.end_us
+    t = {key: value[keep] for key, value in t.items()}
+    rows, opened = t["rows"], t["opened"]
+    status, rating = o.raw["status"][rows], o.raw["rating"][rows]
+    resolved = opened + t["took"]
+    open_at_export = o.raw["unresolved"][rows] | (resolved >= cal.end_us)
+    topic = np.where(status == CANCELLED, 0, np.where(status == RETURNED, 1, t["other_topic"]))
+    satisfaction = np.clip(np.round(3.2 + 0.45 * (rating - 3.0) + t["noise"]), 1, 5).astype(np.int32)
     return dict(
         customer_id=cust_ids.take(pa.array(o.cust[rows])),
-        ticket_id=padded_ids(np.arange(1, k + 1), 8, prefix="T"),
+        ticket_id=padded_ids(rows + 1, 9, prefix="T"),
         opened_ts=timestamps(opened), resolved_ts=timestamps(resolved, null=open_at_export),
         topic=pick(["cancellation", "return_refund", "delivery", "product_quality", "payment",
                     "account"], topic),
-        satisfaction=numbers(satisfaction, null=unanswered),
+        satisfaction=numbers(satisfaction, null=open_at_export | t["unanswered"]),
     )
 
 
-# ---- campaigns and customers -----------------------------------------------------------------------
-
-
-def campaign_id(number: int, cal: Calendar, day: int) -> str:
-    return f"RET{number + 1:02d}-{cal.date_of(day):%Y%m%d}"
-
-
-def build_contacts(hist: History, c: Customers, cal: Calendar, cust_ids: pa.Array,
-                   rng: np.random.Generator) -> dict[str, pa.Array]:
-    """One row per picked customer per campaign (held-out controls included, flagged)."""
-    recs = [r for r in hist.campaigns if r.day < cal.observed_days]
-    cust = np.concatenate([r.customers for r in recs] + [np.zeros(0, np.int32)])
-    number = np.concatenate([np.full(len(r.customers), r.campaign_no) for r in recs] + [np.zeros(0, int)])
-    day = np.concatenate([np.full(len(r.customers), r.day) for r in recs] + [np.zeros(0, int)])
-    control = np.concatenate([r.is_control for r in recs] + [np.zeros(0, bool)])
-    ids = [campaign_id(r.campaign_no, cal, r.day) for r in recs]
-    seq = np.repeat(np.arange(len(recs)), [len(r.customers) for r in recs])
-    ts = cal.day_start_us(day) + (18 * 3600 + rng.integers(0, 7200, len(cust))) * US
-    return dict(
-        campaign_id=pick(ids, seq), customer_id=cust_ids.take(pa.array(cust)),
-        contact_ts=timestamps(ts), is_control=pa.array(control),
-        offer_code=pick(list(OFFERS), number % len(OFFERS)),
-        channel=pick(list(CONTACT_CHANNELS), c.contact_channel[cust]),
-    )
+# ---- customers -------------------------------------------------------------------------------------
 
 
 _COUNTRIES = ("GB", "DE", "FR", "NL", "ES", "IT", "PL", "SE")

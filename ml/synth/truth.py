@@ -23,17 +23,19 @@ import itertools
 import numpy as np
 
 from .calendar import Calendar
-from .dynamics import (State, campaign_eligible, hazard, order_rate, tau_now, treated_tau,
-                       z_level, z_next)
+from .campaigns import campaign_eligible, contact_effect, shop_contact
+from .dynamics import State, hazard, order_rate, tau_now, z_level, z_next
+from .offers import grievance_decay
 from .params import ShopModel
 from .world import Customers
 
 
 def prob_no_order(c: Customers, state: State, cal: Calendar, m: ShopModel,
-                  horizon: int) -> np.ndarray:
+                  horizon: int, rows: np.ndarray) -> np.ndarray:
     """P(no order in days t0+1 .. t0+horizon | latent state at the end of day t0).
 
-    ``c`` holds the traits of the same customers, row for row, as ``state``.
+    ``c`` holds the traits of the same customers, row for row, as ``state``; ``rows`` are their
+    rows in the whole shop (the shop's offers are a hash of them).
     """
     t0 = state.day
     # a campaign at the end of day d acts from d+1 on: only those before the last day matter
@@ -45,20 +47,21 @@ def prob_no_order(c: Customers, state: State, cal: Calendar, m: ShopModel,
         weight = np.ones(len(state.z))
         for treated, p in zip(branch, p_treated):
             weight *= p if treated else 1.0 - p
-        rows = np.flatnonzero(weight > 0)
-        if len(rows) == 0:
+        sel = np.flatnonzero(weight > 0)
+        if len(sel) == 0:
             continue
         treat_days = {d: no for (no, d), treated in zip(window, branch) if treated}
-        total[rows] += weight[rows] * _no_order_on_path(c.subset(rows), state.take(rows), cal, m,
-                                                        horizon, treat_days)
+        total[sel] += weight[sel] * _no_order_on_path(c.subset(sel), state.take(sel), cal, m,
+                                                      horizon, treat_days, rows[sel])
     return np.where(state.alive, total, 1.0)
 
 
 def _no_order_on_path(c: Customers, state: State, cal: Calendar, m: ShopModel, horizon: int,
-                      treat_days: dict[int, int]) -> np.ndarray:
+                      treat_days: dict[int, int], rows: np.ndarray) -> np.ndarray:
     """The recursion in the module docstring for one campaign branch."""
-    z, scar = state.z.copy(), state.scar
+    z, scar, grievance = state.z.copy(), state.scar, state.grievance.copy()
     until, tau = state.camp_until.copy(), state.camp_tau.copy()
+    decay = grievance_decay(m.grievance_half_life)
     survive_silent = np.ones(len(z))  # alive and no order so far
     p_none = np.zeros(len(z))
     for day in range(state.day + 1, state.day + horizon + 1):
@@ -68,9 +71,12 @@ def _no_order_on_path(c: Customers, state: State, cal: Calendar, m: ShopModel, h
         p_none += survive_silent * h
         survive_silent *= (1.0 - h) * np.exp(-r)
         z = z_next(z, z_level(c, scar, day), m)
+        grievance *= decay
         if day in treat_days:
-            until[:] = day + m.campaign_effect_days
-            tau = treated_tau(c, treat_days[day])
+            offer, channel = shop_contact(c, rows, treat_days[day])
+            path = dataclasses.replace(state, z=z, grievance=grievance, camp_until=until)
+            tau = contact_effect(c, path, day, offer, channel, m)
+            until = np.full(len(z), day + m.campaign_effect_days, np.int32)
     return p_none + survive_silent
 
 
@@ -82,8 +88,21 @@ def churn_truth(c: Customers, state: State, cal: Calendar, m: ShopModel,
     or before the snapshot day; churn is no order of any status in the window.
     """
     active = np.flatnonzero(state.last_order >= 0)
-    p = prob_no_order(c.subset(active), state.take(active), cal, m, horizon)
+    p = prob_no_order(c.subset(active), state.take(active), cal, m, horizon, active)
     return active, p
+
+
+def retention_if_contacted(c: Customers, before: State, rows: np.ndarray, offer: np.ndarray,
+                           channel: np.ndarray, cal: Calendar, m: ShopModel,
+                           horizon: int) -> np.ndarray:
+    """P(an order in days t0+1 .. t0+horizon) if contacted with ``offer`` via ``channel`` at t0.
+
+    ``before`` is the customers' state at the end of t0, before any contact that day.
+    """
+    treated = dataclasses.replace(
+        before, camp_until=np.full(len(before.z), before.day + m.campaign_effect_days, np.int32),
+        camp_tau=contact_effect(c, before, before.day, offer, channel, m))
+    return 1.0 - prob_no_order(c, treated, cal, m, horizon, rows)
 
 
 def campaign_effect(c: Customers, rec, cal: Calendar, m: ShopModel,
@@ -94,10 +113,7 @@ def campaign_effect(c: Customers, rec, cal: Calendar, m: ShopModel,
     is the true individual effect of being treated (on retention within the horizon).
     """
     cs = c.subset(rec.customers)
-    control = rec.before
-    treated = dataclasses.replace(
-        control, camp_until=np.full(len(control.z), control.day + m.campaign_effect_days, np.int32),
-        camp_tau=treated_tau(cs, rec.campaign_no))
-    retained_if_treated = 1.0 - prob_no_order(cs, treated, cal, m, horizon)
-    retained_if_control = 1.0 - prob_no_order(cs, control, cal, m, horizon)
-    return dict(if_treated=retained_if_treated, if_control=retained_if_control)
+    if_treated = retention_if_contacted(cs, rec.before, rec.customers, rec.offer, rec.channel,
+                                        cal, m, horizon)
+    if_control = 1.0 - prob_no_order(cs, rec.before, cal, m, horizon, rec.customers)
+    return dict(if_treated=if_treated, if_control=if_control)

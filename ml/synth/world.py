@@ -29,9 +29,8 @@ _ACQ_HAZARD = np.array([0.85, 1.05, 1.35, 0.7, 0.9, 1.25])
 _ACQ_RATE = np.array([1.1, 0.9, 0.8, 1.25, 1.1, 0.85])  # ... and buy more or less often
 _DEVICE_WEIGHTS = np.array([0.35, 0.3, 0.3, 0.05])
 _DEVICE_BROWSE = np.array([1.4, 1.0, 0.8, 0.9])  # app users browse more
-CONTACT_CHANNELS = ("email", "sms", "push")
+CONTACT_CHANNELS = ("email", "sms", "push")  # the shop's own campaigns reach customers this way
 _CONTACT_WEIGHTS = np.array([0.55, 0.25, 0.20])
-CONTACT_CHANNEL_EFFECT = np.array([1.0, 1.2, 0.6])  # multiplier on a responder's tau
 
 
 POPULARITY_STEPS = 1024  # product popularity is resolved to 1/1024 within a category
@@ -91,8 +90,9 @@ class Customers:
     fatigue: np.ndarray  # fall of the engagement level per year of tenure
     quality: np.ndarray  # mean experience quality of this customer's orders
     basket: np.ndarray  # mean extra lines per order
-    price_sensitivity: np.ndarray  # 0..1: coupon use and campaign response
-    tau: np.ndarray  # campaign response (log hazard reduction) before offer/channel scaling
+    price_sensitivity: np.ndarray  # 0..1: coupon use and response to coupons
+    receptiveness: np.ndarray  # lognormal ~1: the unobservable part of every offer's effect
+    dog: np.ndarray  # 1.0 for "sleeping dogs" (annoyed by contact), else 0.0
     favourite: np.ndarray  # (n, 3) int8 favourite categories
     # observable profile
     device: np.ndarray  # int8 index into DEVICES
@@ -124,16 +124,19 @@ def build_customers(n: int, n_days: int, catalog: Catalog, model: ShopModel,
     h0 = _gamma(rng, model.hazard_shape, model.hazard_mean, n) * _ACQ_HAZARD[acquisition]
     rho = (_gamma(rng, model.browse_rate_shape, model.browse_rate_mean, n) * _DEVICE_BROWSE[device]
            * (lam / model.purchase_rate_mean) ** model.browse_lam_exponent)
+    m0 = rng.normal(0.0, model.z_level_sd, n)
     return Customers(
         signup_day=signup,
         signup_second=rng.integers(6 * 3600, 22 * 3600, n).astype(np.int32),
         lam=lam, h0=h0, rho=rho,
-        m0=rng.normal(0.0, model.z_level_sd, n),
+        m0=m0,
         fatigue=_gamma(rng, 2.0, model.z_fatigue_mean, n),
         quality=rng.normal(0.0, model.quality_sd, n),
         basket=_gamma(rng, model.basket_lines_shape, model.basket_lines_mean, n),
         price_sensitivity=price_sensitivity,
-        tau=_campaign_response(n, price_sensitivity, model, rng),
+        receptiveness=np.exp(rng.normal(-0.5 * model.effects.receptiveness_sd ** 2,
+                                        model.effects.receptiveness_sd, n)),
+        dog=_sleeping_dogs(m0, model, rng),
         favourite=rng.choice(len(CATEGORIES), (n, 3), p=catalog.category_popularity).astype(np.int8),
         device=device, acquisition=acquisition,
         contact_channel=rng.choice(len(CONTACT_CHANNELS), n, p=_CONTACT_WEIGHTS).astype(np.int8),
@@ -155,17 +158,8 @@ def _signup_days(n: int, n_days: int, growth: float, rng: np.random.Generator) -
     return np.minimum((x * n_days).astype(np.int32), n_days - 1)
 
 
-def _campaign_response(n: int, price_sensitivity: np.ndarray, model: ShopModel,
-                       rng: np.random.Generator) -> np.ndarray:
-    """Heterogeneous true effects: most respond (tau > 0), some ignore, a few react badly.
-
-    Price-sensitive customers respond more strongly to an offer.
-    """
-    kind = rng.random(n)
-    responder = kind < model.responder_share
-    adverse = kind >= 1 - model.adverse_share
-    tau = np.zeros(n)
-    tau[responder] = _gamma(rng, 2.0, model.responder_tau_mean, int(responder.sum())) * (
-        0.5 + price_sensitivity[responder] * 1.25)
-    tau[adverse] = -_gamma(rng, 2.0, model.adverse_tau_mean, int(adverse.sum()))
-    return tau
+def _sleeping_dogs(m0: np.ndarray, model: ShopModel, rng: np.random.Generator) -> np.ndarray:
+    """A minority annoyed by contact, likelier among the low-engagement (low level ``m0``)."""
+    base = np.log(model.dog_share / (1 - model.dog_share))
+    p = 1.0 / (1.0 + np.exp(-(base - model.dog_engagement_coef * m0 / model.z_level_sd)))
+    return (rng.random(len(m0)) < p).astype(np.float64)
