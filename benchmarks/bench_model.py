@@ -40,14 +40,15 @@ import _report as report  # noqa: E402
 TIERS = {"S": 10_000, "M": 1_000_000, "L": 10_000_000}
 END = dt.date(2025, 12, 31)
 HORIZON = 90
-GRID_ANCHOR, GRID_STEP = dt.date(1970, 1, 1), 30  # dbt vars cutoff_grid_anchor / cutoff_step_days
 TARGETS = {"oracle_ratio": 0.97, "ece": 0.02, "overhead_ratio": 0.30}
 
 
 def backtest_cutoff(as_of: dt.date, horizon: int) -> dt.date:
-    """The latest grid cutoff whose label window ends by ``as_of`` (mirrors dbt's cutoff macro)."""
-    latest = as_of - dt.timedelta(days=horizon)
-    return latest - dt.timedelta(days=(latest - GRID_ANCHOR).days % GRID_STEP)
+    """The latest grid cutoff whose label window ends by ``as_of`` (the run context's rule)."""
+    from ml.core import context
+    from ml.core.settings import Settings
+
+    return context.backtest_cutoff(Settings(as_of=as_of, horizon_days=horizon))
 
 
 def prepare(workdir: str, customers: int, seed: int, cutoffs: int) -> dict:

@@ -32,7 +32,7 @@ def churn_pipeline():
     t.features_step(run, per_model=False) >> features
     decided = t.decide_retention(t.validate_scores(t.score(t.train_if_needed(features))))
     published = t.publish(decided)
-    t.marts_step(decided, run_task_id="validate_raw", per_model=False) >> published
+    t.marts_step(decided, run, per_model=False) >> published
 
 
 churn_pipeline()

@@ -24,7 +24,7 @@ def churn_scoring():
     run = t.resolve_run()
     decided = t.decide_retention(t.validate_scores(t.score(t.train_if_needed(run))))
     published = t.publish(decided)
-    t.marts_step(decided, run_task_id="resolve_run") >> published
+    t.marts_step(decided, run) >> published
 
 
 churn_scoring()

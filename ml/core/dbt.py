@@ -1,9 +1,11 @@
 """Run dbt in-process against the pipeline's DuckDB: the one door every stage uses to dbt.
 
 dbt reads the DuckDB path, threads and memory limit from environment variables (see
-dbt_project/profiles.yml); this module sets them from Settings for the duration of one
-invocation, and keeps dbt's target/ and logs/ under the warehouse so that test warehouses
-running side by side never share compiled state.
+dbt_project/profiles.yml) and the run's dates and knobs from vars; both come from the run's
+Settings here (``dbt_env``, ``dbt_vars``), for this module's in-process invocations and for the
+Cosmos tasks alike. dbt's target/ and logs/ stay under the warehouse so that test warehouses
+running side by side never share compiled state. The selectors of the two dbt layers are defined
+here once, for ``dbt build`` in one step and for the Cosmos task groups.
 """
 from __future__ import annotations
 
@@ -14,10 +16,15 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from ml.core import defaults
 from ml.core.settings import Settings
 
 # days the incremental daily models re-read before the newest day they hold (dbt var)
-INCREMENTAL_LOOKBACK_DAYS = 2
+INCREMENTAL_LOOKBACK_DAYS = int(defaults.var("incremental_lookback_days"))
+# the two dbt layers a run builds, in dbt's selector syntax (Cosmos renders the same ones):
+# staging, intermediate and the feature marts; then the seeds and the crm and analytics marts
+FEATURES_SELECT = ("+path:models/marts/features",)
+MARTS_SELECT = ("path:seeds", "path:models/marts/crm", "path:models/marts/analytics")
 
 _ENV_LOCK = threading.Lock()  # dbt reads os.environ; one in-process invocation at a time
 
@@ -35,13 +42,17 @@ def dbt_vars(settings: Settings) -> dict:
     return out
 
 
-def _dbt_env(settings: Settings) -> dict[str, str]:
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """The environment dbt_project/profiles.yml reads (DuckDB file, threads, memory)."""
     return {
         "CHURNWATCH_DB_PATH": str(settings.db_path),
         "CHURNWATCH_DUCKDB_THREADS": str(int(settings.duckdb_threads)),
         "CHURNWATCH_DUCKDB_MEMORY_LIMIT": str(settings.duckdb_memory_limit),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
+
+
+DBT_ENV_KEYS = ("CHURNWATCH_DB_PATH", "CHURNWATCH_DUCKDB_THREADS", "CHURNWATCH_DUCKDB_MEMORY_LIMIT")  # profiles.yml reads
 
 
 @contextlib.contextmanager
@@ -98,7 +109,7 @@ def run_dbt(settings: Settings, command: list[str]) -> object:
     ]
     if "--vars" not in command:
         args += ["--vars", json.dumps(dbt_vars(settings))]
-    with _environment(_dbt_env(settings)):
+    with _environment(dbt_env(settings)):
         result = dbtRunner().invoke(args)
     if not result.success:
         raise RuntimeError(_failure_line(command, result))

@@ -1,7 +1,12 @@
-"""One settings object from which every path and knob flows.
+"""One settings object from which every path and knob flows: the run context.
 
 Values come from keyword overrides first, then ``CHURNWATCH_*`` environment variables, then
-defaults, so the CLI, the DAG tasks and the tests configure the pipeline the same way.
+defaults, so the CLI, the DAG tasks and the tests configure the pipeline the same way. A default
+that dbt shares (horizon, cutoffs, marts knobs, DuckDB resources) is read from the dbt file that
+holds it (``ml.core.defaults``); every other default is written here, once.
+
+A run builds its Settings once, at its start (``ml.core.context.resolve_run`` fixes the as-of
+date), and carries them as one value: ``to_dict()`` / ``from_dict()`` (XCom between Airflow tasks).
 """
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from ml.core import defaults
+from ml.core.defaults import REPO_ROOT
 # dbt sums money exactly as DECIMAL(18, 4) (dbt_project/macros/exact_aggregates.sql): amounts
 # stay below 10^14, so max_amount (the row-fault bound ingest enforces) must too
 MAX_SUMMABLE_AMOUNT = 1e14
@@ -40,13 +46,10 @@ class Settings:
     dbt_project_dir: Path = REPO_ROOT / "dbt_project"
     # what to compute
     as_of: dt.date | None = None  # None: latest order date in the raw data
-    horizon_days: int = 90
-    cutoff_step_days: int = 30  # spacing of training cutoffs
-    # full-label cutoffs (incl. the backtest one; see ml/stages/train.py for the split). 16 x 30 days: the
-    # backtest's honest cutoffs span a year, so the label windows of every season are seen and the
-    # calendar features and calibration fit the season being scored (with 8, realized ECE 0.025 on
-    # the demo shop: benchmarks/results/calibration.json)
-    n_training_cutoffs: int = 16
+    horizon_days: int = int(defaults.var("horizon_days"))
+    cutoff_step_days: int = int(defaults.var("cutoff_step_days"))  # spacing of training cutoffs
+    # full-label cutoffs (incl. the backtest one): why 16, see dbt_project.yml
+    n_training_cutoffs: int = int(defaults.var("n_training_cutoffs"))
     # data quality
     max_bad_row_share: float = 0.05  # above it a source is a batch fault and the run stops
     # input formats (README "Bring your own data"): "orders=%d/%m/%Y; events=%d/%m/%Y %H:%M", or one
@@ -89,10 +92,10 @@ class Settings:
     risk_tier_medium: float = 0.25  # ... at or above (and below high): "medium"; else "low"
     value_tier_high_share: float = 0.20  # top share of predicted value: value tier "high"
     value_tier_medium_share: float = 0.30  # the next share: "medium"; the rest "low"
-    risk_alert_min_increase: float = 0.15  # probability rise since the previous scoring that alerts
+    risk_alert_min_increase: float = float(defaults.var("risk_alert_min_increase"))  # probability rise that alerts
     # resources
-    duckdb_memory_limit: str = "5GB"  # keeps tier-M peak RSS under 6 GB (benchmarks/results/features-M.json)
-    duckdb_threads: int = 2
+    duckdb_memory_limit: str = defaults.duckdb_memory_limit()  # profiles.yml says why
+    duckdb_threads: int = defaults.duckdb_threads()
     # security: salt for hashing PII, never committed; tests and demo set their own
     pii_salt: str = field(default="", repr=False)
 
@@ -180,15 +183,42 @@ class Settings:
     def artifact_root(self) -> str:
         return (self.mlflow_dir / "artifacts").as_uri()
 
-    def as_env(self) -> dict[str, str]:
-        """The settings as CHURNWATCH_* variables, to hand to a subprocess or an Airflow run."""
+    def as_env(self, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+        """The settings as CHURNWATCH_* variables, to hand to a subprocess or an Airflow run
+        (``exclude``: fields the child receives another way, e.g. in the trigger form)."""
         out = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if v is None or f.name == "pii_salt":
+            if v is None or f.name == "pii_salt" or f.name in exclude:
                 continue
             out[f"CHURNWATCH_{f.name.upper()}"] = str(v)
         return out
+
+    # ---- the one serialised value a run carries ---------------------------------------------
+    def to_dict(self) -> dict:
+        """Every field as JSON-safe values (paths and the date as text), the secret left out:
+        the value an Airflow run hands from task to task."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name in SECRET_FIELDS:
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = v.isoformat() if isinstance(v, dt.date) else str(v) if isinstance(v, Path) else v
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Settings":
+        """The Settings ``to_dict`` wrote, exactly; the secret comes from the environment (it never
+        travels in the serialised value)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(f"not Settings fields: {sorted(unknown)}")
+        secrets = {name: _env(name, cls.__dataclass_fields__[name].default) for name in SECRET_FIELDS}
+        return cls(**values, **secrets)._normalised()
+
+
+SECRET_FIELDS = ("pii_salt",)
 
 
 def settings_from_params(params: dict, **extra) -> Settings:

@@ -63,3 +63,14 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = 
 def fetch_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
     """Run ``sql`` and return a pandas DataFrame via Arrow (columnar, never row by row)."""
     return fetch_arrow(con, sql, params).to_pandas()
+
+
+def last_ingested_as_of(settings: Settings):
+    """The as-of date of the last successful ingest (``raw._ingest_log``), or None when nothing
+    has been ingested into this warehouse yet."""
+    if not settings.db_path.exists():
+        return None
+    with connect(settings, read_only=True) as con:
+        if not table_exists(con, "raw", "_ingest_log"):
+            return None
+        return con.execute("select max(as_of_date) from raw._ingest_log where status = 'staged'").fetchone()[0]

@@ -1,14 +1,18 @@
 """The churnwatch Airflow tasks, defined once and composed by every DAG in ``dags/``.
 
-Each task is a thin face over one stage in ``ml/``: it builds the run's Settings from the trigger
-form's params (plus the as-of date resolved by the first task) and calls the stage. The DAG files
+Each task is a thin face over one stage in ``ml/``: it reads the run's Settings from the run dict
+and calls the stage. The DAG files
 only pick tasks from here and wire them, so the one-shot ``churn_pipeline`` and the scheduled
 ``churn_features`` / ``churn_training`` / ``churn_scoring`` run exactly the same code.
 
 Conventions every task follows:
 
-- the first task of a DAG returns the *run* dict (as-of date, horizon, warehouse, dbt vars and
-  env); every later task takes it and returns it, so dependencies follow the data;
+- the first task of a DAG builds the run's Settings once — from the trigger form's params and the
+  environment, the as-of date resolved (by ingest, else ``ml.core.context.resolve_run``) — and
+  returns the *run* dict: ``{"context": Settings.to_dict(), "dbt_vars": ..., "marts_vars": ...,
+  "dbt_env": ...}`` (the last three derived from the context, for the Cosmos templates). Every later
+  task takes it, reads its Settings back (``context_of``) and returns it, adding what it produced
+  (``ingested``, ``training``, ``scored``, ``campaign``), so dependencies follow the data;
 - every task touches the warehouse's DuckDB file, which allows one writer at a time, so they all
   run in the one-slot pool ``duckdb_writer`` (``make up`` and the e2e tests create it);
 - transient faults are retried with exponential backoff; a fault a person must fix (a failed gate,
@@ -32,29 +36,28 @@ from pathlib import Path
 
 from airflow.sdk import Param, get_current_context, task
 
+from ml.core.dbt import FEATURES_SELECT, MARTS_SELECT
+from ml.core.settings import REPO_ROOT, Settings
 from ml.faces.assets import ANALYST_CATALOG, CHAMPION_MODEL, CUSTOMER_FEATURES, RAW_LAYER
 from ml.faces.orchestrate import MANIFEST_PATH, PROGRESS_ENV
-from ml.core.settings import REPO_ROOT
 
 log = logging.getLogger("churnwatch.airflow")
 
 POOL = "duckdb_writer"  # one slot: DuckDB allows one writer per file
 DBT_PROJECT_DIR = Path(os.environ.get("CHURNWATCH_DBT_PROJECT_DIR", REPO_ROOT / "dbt_project"))
-FEATURE_SELECT = ["+path:models/marts/features"]
-MARTS_SELECT = ["path:seeds", "path:models/marts/crm", "path:models/marts/analytics"]
 
 
 # ---- trigger form ----------------------------------------------------------------------------
 
 def params(*, retrain_default: bool = False) -> dict[str, Param]:
-    """The trigger form: every field titled and explained."""
+    """The trigger form: every field titled and explained; its defaults are Settings'."""
     return {
         "as_of_date": Param(
             None, type=["null", "string"], format="date", title="As-of date",
             description="Score customers as of this day (YYYY-MM-DD). Empty: the last order date in the data.",
         ),
         "horizon_days": Param(
-            90, type="integer", minimum=7, maximum=365, title="Horizon (days)",
+            Settings.horizon_days, type="integer", minimum=7, maximum=365, title="Horizon (days)",
             description="A customer has churned if they place no order within this many days after the as-of date. "
                         "Each horizon has its own model.",
         ),
@@ -64,11 +67,11 @@ def params(*, retrain_default: bool = False) -> dict[str, Param]:
                         "(a model is always trained when the horizon has no champion yet).",
         ),
         "campaign_budget": Param(
-            10000.0, type="number", minimum=0, title="Campaign budget",
+            Settings.campaign_budget, type="number", minimum=0, title="Campaign budget",
             description="Spend cap for the retention campaign built from these scores (offer costs summed).",
         ),
         "control_share": Param(
-            0.10, type="number", minimum=0, maximum=0.5, title="Control share",
+            Settings.control_share, type="number", minimum=0, maximum=0.5, title="Control share",
             description="Share of the campaign audience kept out of contact, to measure the campaign's effect.",
         ),
         "raw_dir": Param(
@@ -243,45 +246,29 @@ def dag_kwargs(doc_md: str, tag: str, *, retrain_default: bool = False) -> dict:
 
 # ---- the run dict ----------------------------------------------------------------------------
 
-def _params() -> dict:
-    return dict(get_current_context()["params"])
-
-
-def settings_for(run: dict | None = None):
-    """Settings for this task: the form's params, then the run's resolved as-of date and paths."""
+def context_from_params() -> Settings:
+    """The run's Settings as the first task builds them: the trigger form over the environment."""
     from ml.core.settings import settings_from_params
 
-    run = run or {}
-    return settings_from_params(
-        _params(), as_of=run.get("as_of"), warehouse=run.get("warehouse"), horizon_days=run.get("horizon_days"),
-    )
+    return settings_from_params(dict(get_current_context()["params"]))
 
 
-def _dbt_env(settings) -> dict[str, str]:
-    """The environment dbt_project/profiles.yml reads (DuckDB file, threads, memory)."""
+def context_of(run: dict) -> Settings:
+    """The run's Settings, read back from the run dict (never rebuilt from the params or the environment)."""
+    return Settings.from_dict(run["context"])
+
+
+def run_info(settings: Settings, **extra) -> dict:
+    """The run dict handed from task to task (small: the context and what tasks add, never data)."""
+    from ml.core.dbt import dbt_env, dbt_vars
+    from ml.stages.decide import marts_vars
+
     return {
-        "CHURNWATCH_DB_PATH": str(settings.db_path),
-        "CHURNWATCH_DUCKDB_THREADS": str(int(settings.duckdb_threads)),
-        "CHURNWATCH_DUCKDB_MEMORY_LIMIT": str(settings.duckdb_memory_limit),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-
-
-def run_info(settings, **extra) -> dict:
-    """The run dict handed from task to task (small: paths and dates, never data)."""
-    from ml.core.dbt import dbt_vars
-
-    try:  # the crm/analytics marts take the campaign knobs as well
-        from ml.stages.decide import marts_vars
-    except ImportError:  # pragma: no cover - retention stage not installed
-        marts_vars = dbt_vars
-    return {
-        "as_of": settings.as_of.isoformat() if settings.as_of else None,
-        "horizon_days": int(settings.horizon_days),
-        "warehouse": str(settings.warehouse),
-        "dbt_vars": json.dumps(dbt_vars(settings)),
-        "marts_vars": json.dumps(marts_vars(settings), default=str),
-        "dbt_env": _dbt_env(settings),
+        "context": settings.to_dict(),
+        # derived from the context, for the Cosmos task groups' templates
+        "dbt_vars": dbt_vars(settings),
+        "marts_vars": marts_vars(settings),
+        "dbt_env": dbt_env(settings),
         **extra,
     }
 
@@ -290,10 +277,10 @@ def run_info(settings, **extra) -> dict:
 
 @task(outlets=[RAW_LAYER])
 def ingest(**context) -> dict:
-    """Load raw exports into DuckDB raw.* (bad rows to quarantine.*); resolve the as-of date."""
+    """Load raw exports into DuckDB raw.* (bad rows to quarantine.*); resolve the run's as-of date."""
     from ml.stages.ingest import ingest as run_ingest
 
-    settings = settings_for()
+    settings = context_from_params()
     with data_faults_fail_fast():
         report = run_ingest(settings, run_id=context["run_id"])
     sources = {name: {k: s[k] for k in ("rows_read", "rows_staged", "rows_quarantined") if k in s}
@@ -305,21 +292,19 @@ def ingest(**context) -> dict:
 @task
 def validate_raw(run: dict) -> dict:
     """Great Expectations gate on the raw layer (contract, volumes, freshness)."""
-    import ml.stages.gates
+    from ml.stages.gates import gate_raw
 
-    gate_raw = getattr(ml.stages.gates, "gate_raw", None)
-    if gate_raw is None:  # TODO(quality): ml.stages.gates.gate_raw lands with the raw-layer suite
-        log.warning("no raw-layer gate installed yet (ml.stages.gates.gate_raw); skipping")
-        return run
     with data_faults_fail_fast():
-        gate_raw(settings_for(run))
+        gate_raw(context_of(run))
     return run
 
 
 @task
 def resolve_run(**context) -> dict:
-    """Resolve the as-of date: the form's, else the features event that triggered this run, else the last ingest."""
-    settings = settings_for()
+    """Resolve the run: the form's as-of date, else the features event that triggered it, else the last ingest."""
+    from ml.core.context import resolve_run as resolve
+
+    settings = context_from_params()
     event = _latest_features_event(context)
     if event:
         settings = settings.replace(
@@ -327,16 +312,8 @@ def resolve_run(**context) -> dict:
             horizon_days=event.get("horizon_days") or settings.horizon_days,
             warehouse=event.get("warehouse") or settings.warehouse,
         )
-    if settings.as_of is None:
-        from ml.core.warehouse import connect
-
-        with connect(settings, read_only=True) as con:
-            as_of = con.execute("select max(as_of_date) from raw._ingest_log").fetchone()[0]
-        if as_of is None:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException("nothing ingested yet: run churn_features (or churn_pipeline) first")
-        settings = settings.replace(as_of=as_of)
+    with data_faults_fail_fast():
+        settings = resolve(settings)
     log.info("run resolved: as_of=%s horizon=%sd warehouse=%s", settings.as_of, settings.horizon_days, settings.warehouse)
     return run_info(settings)
 
@@ -357,7 +334,7 @@ def build_features_in_one_step(run: dict) -> dict:
     """dbt build of staging, intermediate and the feature marts (used when no dbt manifest is compiled)."""
     from ml.stages.features import build_features
 
-    build_features(settings_for(run))
+    build_features(context_of(run))
     return run
 
 
@@ -367,7 +344,7 @@ def prepare_feature_rebuild(run: dict) -> dict:
     (or drop the incremental tables when the feature SQL changed), as build_features does."""
     from ml.stages.features import rebuild
 
-    rebuild.prepare(settings_for(run), drop_for_full_refresh=True)
+    rebuild.prepare(context_of(run), drop_for_full_refresh=True)
     return run
 
 
@@ -376,7 +353,7 @@ def record_feature_inputs(run: dict) -> dict:
     """After the per-model feature tasks: record the inputs the features were built from."""
     from ml.stages.features import rebuild
 
-    rebuild.record(settings_for(run))
+    rebuild.record(context_of(run))
     return run
 
 
@@ -386,15 +363,16 @@ def validate_features(run: dict) -> dict:
     from ml.stages.gates import gate_features
 
     with data_faults_fail_fast():
-        gate_features(settings_for(run))
+        gate_features(context_of(run))
     return run
 
 
 @task(outlets=[CUSTOMER_FEATURES])
 def announce_features(run: dict, **context) -> dict:
     """Emit the features Asset with the as-of date, so churn_scoring scores exactly these features."""
+    settings = context_of(run)
     context["outlet_events"][CUSTOMER_FEATURES].extra = {
-        "as_of": run["as_of"], "horizon_days": run["horizon_days"], "warehouse": run["warehouse"],
+        "as_of": settings.as_of.isoformat(), "horizon_days": settings.horizon_days, "warehouse": str(settings.warehouse),
     }
     return run
 
@@ -405,7 +383,7 @@ def train_if_needed(run: dict) -> dict:
     from ml.stages.train import train_if_needed as run_train
 
     with data_faults_fail_fast():
-        outcome = run_train(settings_for(run))
+        outcome = run_train(context_of(run))
     log.info("training: %s", outcome)
     return {**run, "training": outcome}
 
@@ -416,7 +394,7 @@ def train_challenger(run: dict) -> dict:
     from ml.stages.train import train
 
     with data_faults_fail_fast():
-        result = train(settings_for(run).replace(retrain=True)).to_dict()
+        result = train(context_of(run).replace(retrain=True)).to_dict()
     log.info("challenger v%s: %s", result.get("model_version"), result.get("decision"))
     return {**run, "training": result}
 
@@ -429,7 +407,7 @@ def score(run: dict, **context) -> dict:
     with data_faults_fail_fast():
         # the run's own time, never now(): logical date when set (scheduled, dag.test), else run_after
         scored_at = context.get("logical_date") or context["dag_run"].run_after
-        scored = run_score(settings_for(run), scored_at=scored_at)
+        scored = run_score(context_of(run), scored_at=scored_at)
     return {**run, "scored": scored if isinstance(scored, (dict, str, int)) else str(scored)}
 
 
@@ -439,31 +417,26 @@ def validate_scores(run: dict) -> dict:
     from ml.stages.gates import gate_scores
 
     with data_faults_fail_fast():
-        gate_scores(settings_for(run))
+        gate_scores(context_of(run))
     return run
 
 
 @task
 def decide_retention(run: dict) -> dict:
     """Pick the campaign audience under the budget, with a random control group."""
-    try:
-        from ml.stages.decide import decide
-    except ImportError:  # TODO(retention): ml.stages.decide.decide lands with the retention stage
-        log.warning("no retention stage installed yet (ml.stages.decide.decide); skipping")
-        return run
+    from ml.stages.decide import decide
+
     with data_faults_fail_fast():
-        decided = decide(settings_for(run))
+        decided = decide(context_of(run))
     return {**run, "campaign": {k: v for k, v in (decided or {}).items() if isinstance(v, (str, int, float, bool))}}
 
 
 @task(task_id="dbt_crm_marts")
 def build_marts_in_one_step(run: dict) -> dict:
-    """dbt build of the crm and analytics marts (used when no dbt manifest is compiled)."""
-    try:
-        from ml.stages.decide import build_marts
-    except ImportError:
-        return run
-    build_marts(settings_for(run))
+    """dbt build of the seeds and the crm and analytics marts (the one-shot job, or no dbt manifest compiled)."""
+    from ml.stages.decide import build_marts
+
+    build_marts(context_of(run))
     return run
 
 
@@ -472,27 +445,30 @@ def publish(run: dict) -> dict:
     """Write Parquet snapshots, the CRM export, and swap in the analyst catalog atomically."""
     from ml.stages.publish import publish as run_publish
 
+    settings = context_of(run)
     with data_faults_fail_fast():
-        return {"as_of": run["as_of"], "horizon_days": run["horizon_days"], **run_publish(settings_for(run))}
+        return {"as_of": settings.as_of.isoformat(), "horizon_days": settings.horizon_days, **run_publish(settings)}
 
 
 # ---- dbt through Cosmos ----------------------------------------------------------------------
 
-def dbt_group(group_id: str, select: list[str], run_task_id: str, vars_key: str):
+def dbt_group(group_id: str, select: tuple[str, ...], run, vars_key: str):
     """A Cosmos task group: each dbt model (and its tests) one Airflow task, rendered from the
-    compiled manifest (nothing runs at parse time). Returns None when the project has no node in
-    ``select`` or no manifest is compiled yet (``make setup``/``churnwatch run`` compile it)."""
+    compiled manifest (nothing runs at parse time), its vars and environment rendered from the run
+    dict that ``run`` (the task output carrying it) returns. Returns None when the project has no
+    node in ``select`` or no manifest is compiled yet (``make setup``/``churnwatch run`` compile it)."""
     if not MANIFEST_PATH.exists():
         log.warning("no dbt manifest at %s; dbt runs as one task (run `make setup`)", MANIFEST_PATH)
         return None
     from cosmos import (DbtTaskGroup, ExecutionConfig, ExecutionMode, InvocationMode, LoadMode, ProfileConfig,
                         ProjectConfig, RenderConfig, TestBehavior)
 
+    from ml.core.dbt import DBT_ENV_KEYS
+
     project = ProjectConfig(dbt_project_path=DBT_PROJECT_DIR, manifest_path=MANIFEST_PATH, project_name="churnwatch")
     # a local file: read it as one (Airflow's ObjectStoragePath would load every plugin to track lineage)
     project.manifest_path = MANIFEST_PATH
-    xcom = "ti.xcom_pull(task_ids='%s')" % run_task_id
-    env_keys = ("CHURNWATCH_DB_PATH", "CHURNWATCH_DUCKDB_THREADS", "CHURNWATCH_DUCKDB_MEMORY_LIMIT")
+    xcom = "ti.xcom_pull(task_ids=%r)" % run.operator.task_id
     group = DbtTaskGroup(
         group_id=group_id,
         project_config=project,
@@ -500,12 +476,12 @@ def dbt_group(group_id: str, select: list[str], run_task_id: str, vars_key: str)
                                      profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml"),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
                                          invocation_mode=InvocationMode.DBT_RUNNER),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select,
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=list(select),
                                    test_behavior=TestBehavior.AFTER_EACH, emit_datasets=False),
         operator_args={
-            # the run's dates and knobs, resolved by the first task; JSON is valid YAML for --vars
-            "vars": "{{ %s['%s'] }}" % (xcom, vars_key),
-            "env": {key: "{{ %s['dbt_env']['%s'] }}" % (xcom, key) for key in env_keys},
+            # the run's dates and knobs, from the run's one context; JSON is valid YAML for --vars
+            "vars": "{{ %s[%r] | tojson }}" % (xcom, vars_key),
+            "env": {key: "{{ %s['dbt_env'][%r] }}" % (xcom, key) for key in DBT_ENV_KEYS},
             "install_deps": False,
             "pool": POOL,
         },
@@ -516,7 +492,7 @@ def dbt_group(group_id: str, select: list[str], run_task_id: str, vars_key: str)
 def features_step(run, per_model: bool = True):
     """staging → intermediate → marts/features: one Cosmos task per model and per model's tests,
     or (``per_model=False``, the one-shot job) a single ``dbt build`` of the layer."""
-    group = dbt_group("dbt_features", FEATURE_SELECT, run_task_id=run.operator.task_id, vars_key="dbt_vars") if per_model else None
+    group = dbt_group("dbt_features", FEATURES_SELECT, run, vars_key="dbt_vars") if per_model else None
     if group is None:
         return build_features_in_one_step(run)
     # re-exports that rewrote past days are found and rebuilt around the group (ml/stages/features/rebuild.py)
@@ -526,10 +502,11 @@ def features_step(run, per_model: bool = True):
     return recorded
 
 
-def marts_step(upstream, run_task_id: str, per_model: bool = True):
-    """The crm and analytics marts: one Cosmos task per model and per model's tests, or
-    (``per_model=False``) a single ``dbt build`` of both folders."""
-    group = dbt_group("dbt_crm_marts", MARTS_SELECT, run_task_id=run_task_id, vars_key="marts_vars") if per_model else None
+def marts_step(upstream, run, per_model: bool = True):
+    """The seeds and the crm and analytics marts after ``upstream``: one Cosmos task per node and
+    per model's tests, or (``per_model=False``) a single ``dbt build`` of the same selection.
+    ``run`` is the task output carrying the run dict (the Cosmos templates read it)."""
+    group = dbt_group("dbt_crm_marts", MARTS_SELECT, run, vars_key="marts_vars") if per_model else None
     if group is None:
         return build_marts_in_one_step(upstream)
     upstream >> group

@@ -32,7 +32,7 @@ def _common(p: argparse.ArgumentParser, raw: bool = True) -> None:
                        help="strptime format of a source's timestamps, e.g. orders=%%d/%%m/%%Y (repeatable; "
                             "no SOURCE: every source); ISO 8601 is always read")
     p.add_argument("--as-of", type=_date, default=None, help="as-of date (default: last order date)")
-    p.add_argument("--horizon-days", type=int, default=None, help="churn horizon in days (default 90)")
+    p.add_argument("--horizon-days", type=int, default=None, help=f"churn horizon in days (default {Settings.horizon_days})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--end-date", type=_date, default=dt.date(2025, 12, 31))
     g.add_argument("--out", type=Path, required=True)
     g.add_argument("--truth-as-of", type=_date, default=None)
-    g.add_argument("--horizon-days", type=int, default=90)
+    g.add_argument("--horizon-days", type=int, default=Settings.horizon_days)
     g.add_argument("--format", choices=("parquet", "csv"), default="parquet")
 
     r = sub.add_parser("run", help="run the whole pipeline through the Airflow DAG")
@@ -99,17 +99,6 @@ def _settings(args) -> Settings:
     )
 
 
-def _latest_as_of(settings: Settings) -> Settings:
-    """Stage commands without --as-of continue from the last ingest."""
-    if settings.as_of is not None:
-        return settings
-    from ml.core.warehouse import connect
-
-    with connect(settings, read_only=True) as con:
-        as_of = con.execute("select max(as_of_date) from raw._ingest_log").fetchone()[0]
-    return settings.replace(as_of=as_of)
-
-
 def dispatch(args) -> object:
     settings = _settings(args)
     if args.command == "generate":
@@ -118,19 +107,10 @@ def dispatch(args) -> object:
         return generate(args.out, customers=args.customers, seed=args.seed, end_date=args.end_date,
                         truth_as_of=args.truth_as_of, horizon_days=args.horizon_days, fmt=args.format)
     if args.command == "run":
-        from ml.faces.orchestrate import check_raw_dir, duration, run_dag
+        from ml.faces.orchestrate import check_raw_dir, duration, run_dag, trigger_conf
 
         check_raw_dir(settings.raw_dir)  # at once, not after Airflow's start-up
-        conf = {
-            "raw_dir": str(settings.raw_dir),
-            "warehouse": str(settings.warehouse),
-            "as_of_date": settings.as_of.isoformat() if settings.as_of else None,
-            "horizon_days": settings.horizon_days,
-            "retrain": settings.retrain,
-            "campaign_budget": settings.campaign_budget,
-            "control_share": settings.control_share,
-        }
-        outcome = run_dag(settings, "churn_pipeline", conf)
+        outcome = run_dag(settings, "churn_pipeline", trigger_conf(settings))
         if not outcome.ok:  # the one line in plain words, and where the whole story is
             print(f"churnwatch run: error: {outcome.error}\nfull log: {outcome.log_path}", file=sys.stderr)
             raise SystemExit(1)
@@ -151,7 +131,9 @@ def dispatch(args) -> object:
         from ml.stages.ingest import ingest
 
         return ingest(settings).to_dict()
-    settings = _latest_as_of(settings)
+    from ml.core.context import resolve_run
+
+    settings = resolve_run(settings)  # stage commands without --as-of continue from the last ingest
     if args.command == "features":
         from ml.stages.features import build_features
 

@@ -87,14 +87,30 @@ def bytecode_cache_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+# the Settings fields the trigger form carries (dag.test(run_conf=...)): they reach the run that way only
+FORM_FIELDS = {"as_of": "as_of_date", "horizon_days": "horizon_days", "retrain": "retrain",
+               "campaign_budget": "campaign_budget", "control_share": "control_share",
+               "raw_dir": "raw_dir", "warehouse": "warehouse"}
+
+
+def trigger_conf(settings: Settings) -> dict:
+    """The trigger form's values for a run of these Settings (what a person fills in the UI)."""
+    conf = {param: getattr(settings, field) for field, param in FORM_FIELDS.items()}
+    conf["as_of_date"] = settings.as_of.isoformat() if settings.as_of else None
+    conf["raw_dir"], conf["warehouse"] = str(settings.raw_dir), str(settings.warehouse)
+    return conf
+
+
 def airflow_env(settings: Settings) -> dict[str, str]:
+    """The child's environment: Airflow's configuration, and the Settings the form does not carry
+    (e.g. ``--timestamp-format``) as CHURNWATCH_* variables, which the run's first task reads."""
     env = bytecode_cache_env(dict(os.environ))
     env.setdefault("AIRFLOW_HOME", str(settings.warehouse / "airflow"))
     env["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
     env["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     env.setdefault("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "120")
     env.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
-    env.update(settings.as_env())
+    env.update(settings.as_env(exclude=tuple(FORM_FIELDS)))
     return env
 
 

@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 import os
 
+from ml.core.context import resolve_run
 from ml.core.contract import SOURCES
 from ml.core.quality import Check, GateResult, run_gate
 from ml.core.settings import Settings
@@ -74,10 +75,8 @@ def _staged_counts(con, as_of) -> dict[str, int]:
 def gate_raw(settings: Settings, run_id: str | None = None) -> GateResult:
     """Every raw table after ingest: contract columns, keys, ranges, dates, PII hashed, counts reconciled."""
     checks = []
+    settings = resolve_run(settings)  # without an as-of date: the last good ingest's
     with connect(settings, read_only=True) as con:
-        if settings.as_of is None:  # a stage command without --as-of: the last good ingest's
-            settings = settings.replace(as_of=_scalar(
-                con, "select max(as_of_date) from raw._ingest_log where status = 'staged'"))
         staged = _staged_counts(con, settings.as_of)
         for name, source in SOURCES.items():
             if not _table_exists(con, "raw", name):

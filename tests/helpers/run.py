@@ -11,13 +11,14 @@ REPO = Path(__file__).resolve().parents[2]
 END_DATE = dt.date(2025, 12, 31)
 HORIZON = 90
 TIER_S = 10_000
-CUTOFF_STEP = 30  # the dbt cutoff grid: every 30 days from 1970-01-01 (dbt var cutoff_grid_anchor)
 
 
-def backtest_cutoff(as_of: dt.date, horizon: int = HORIZON, step: int = CUTOFF_STEP) -> dt.date:
-    """The latest full-label training cutoff, snapped to the dbt cutoff grid."""
-    latest = as_of - dt.timedelta(days=horizon)
-    return latest - dt.timedelta(days=(latest - dt.date(1970, 1, 1)).days % step)
+def backtest_cutoff(as_of: dt.date, horizon: int = HORIZON) -> dt.date:
+    """The latest full-label training cutoff, snapped to the cutoff grid (the run context's rule)."""
+    from ml.core import context
+    from ml.core.settings import Settings
+
+    return context.backtest_cutoff(Settings(as_of=as_of, horizon_days=horizon))
 
 
 def churnwatch(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:

@@ -6,11 +6,9 @@ import json
 import time
 from pathlib import Path
 
-from ml.core.dbt import INCREMENTAL_LOOKBACK_DAYS, dbt_vars, run_dbt
+from ml.core.dbt import FEATURES_SELECT, INCREMENTAL_LOOKBACK_DAYS, dbt_vars, run_dbt
 from ml.core.settings import Settings
 
-# the feature layer: marts/features and everything upstream of it (staging + intermediate)
-FEATURE_SELECTOR = "+marts.features"
 FEATURE_MARTS = ("customer_features", "training_examples")
 # the daily intermediate tables and their date columns: rows up to a run's tested-through
 # date are never rewritten by a later run, so later runs test only the rows after it
@@ -96,7 +94,7 @@ def build_features(settings: Settings, full_refresh: bool = False) -> dict:
     plan = rebuild.prepare(settings, full_refresh)
     full_refresh = full_refresh or plan.full_refresh
     tested = _tested_vars(settings, full_refresh, plan.rebuilt_from)
-    command = ["build", "--select", FEATURE_SELECTOR,
+    command = ["build", "--select", *FEATURES_SELECT,
                "--vars", json.dumps({**dbt_vars(settings), **tested})]
     if full_refresh:
         command.append("--full-refresh")

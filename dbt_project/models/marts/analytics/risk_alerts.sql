@@ -62,7 +62,7 @@ alerts as (
         previous_reasons
 
     from compared
-    where probability_increase >= {{ var('risk_alert_min_increase', 0.15) }}
+    where probability_increase >= {{ var('risk_alert_min_increase') }}
 
 )
 

@@ -17,7 +17,7 @@
 {%- set campaign = "'" ~ var('campaign_id') ~ "'" if var('campaign_id')
     else "(select max_by(campaign_id, as_of_date) from " ~ decisions ~ ")" %}
 {%- set as_of = "(select max(as_of_date) from " ~ decisions ~ " where campaign_id = " ~ campaign ~ ")" %}
-{%- set n = var('recommendations_per_customer', 5) %}
+{%- set n = var('recommendations_per_customer') %}
 
 with
 
