@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> dict:
     from ml.model.metrics import auc
     from ml.core.settings import Settings
     from ml.synth.latent import TRAITS, latent_states
-    from ml.stages.train import (Timer, _calibration_rows, _dataset, cross_fit, plan_split, read_examples,
-                          tune)
+    from ml.stages.train.examples import read_examples
+    from ml.stages.train.fit import _calibration_rows, _dataset, cross_fit, tune
+    from ml.stages.train.timer import Timer
 
     customers = args.customers or TIERS[args.tier]
     workdir = args.workdir / f"{args.tier}-{customers}-{args.seed}-{args.cutoffs}"
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     load_before, started = os.getloadavg(), time.perf_counter()
 
     data = read_examples(settings)
-    split = plan_split(data.total_rows, settings.horizon_days)
+    split = data.split
     honest = data.rows(split.honest) & data.fitted()
     test, valid = data.rows([split.test]), data.rows([split.valid])
     if str(split.test) != str(backtest_cutoff(END, HORIZON)):

@@ -84,11 +84,10 @@ def bare_fit(settings, params: dict, rounds: int) -> dict:
     import lightgbm as lgb
     import numpy as np
 
-    from ml.stages.train import plan_split, read_examples
+    from ml.stages.train.examples import read_examples
 
     data = read_examples(settings)
-    split = plan_split(data.total_rows, settings.horizon_days)
-    rows = data.rows(split.full) & data.fitted()
+    rows = data.rows(data.split.full) & data.fitted()
     X, y, categorical = data.X[rows], data.y[rows], data.spec.categorical_indices
     del data
     ds = lgb.Dataset(X, y.astype(float), categorical_feature=categorical,
@@ -214,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict:
                        "origin_scored_rows": {k.split("/")[1]: int(v) for k, v in sorted(metrics.items())
                                               if k.startswith("origin/") and k.endswith("/scored_rows")},
                        "note": "model AUC/ECE/Brier and all baselines on every test-cutoff customer; each earlier "
-                               "rolling origin on a stable whole-customer sample (ml.stages.train.ORIGIN_SCORE_ROWS) when "
+                               "rolling origin on a stable whole-customer sample (ml.stages.train.examples.ORIGIN_SCORE_ROWS) when "
                                "the data exceed train_max_rows; baselines fitted on the fit sample's honest rows"},
         "train_wall_s": round(train_s, 1),
         "train_cpu_s": round(train_cpu_s, 1),

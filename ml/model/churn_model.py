@@ -4,7 +4,7 @@ Packaging everything with the booster means whatever holds the ``champion`` alia
 scoring loads ``models:/<name>@champion`` and needs nothing else.
 
 - ``production``: the booster and calibrator that score customers (fitted on every cutoff whose
-  label window is complete, see ml/stages/train.py);
+  label window is complete, see ml/stages/train/);
 - ``backtest``: the honest twin fitted only on labels observable at the test cutoff. The
   promotion gate compares two versions' backtest scorers on the same test cutoff, which stays
   fair even when a version's production booster has seen that cutoff's labels;

@@ -1,6 +1,6 @@
 """The pictures logged with every training run (headless: matplotlib's Agg backend).
 
-Each function takes plain arrays and returns a matplotlib Figure; ml/stages/train.py logs them with
+Each function takes plain arrays and returns a matplotlib Figure; ml/stages/train/record.py logs them with
 ``mlflow.log_figure`` and closes them. Curves come from ml.model.metrics, so a plot and the number in
 the run's metrics always agree; on large data the curves are drawn from a stable sample of the
 customers and the legend is handed the numbers computed on all of them (``labels``).

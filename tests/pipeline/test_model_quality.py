@@ -146,12 +146,14 @@ def test_value_forecast_beats_the_naive_guess(trained):
 def test_a_sampled_read_holds_the_rows_of_sampling_after_reading_everything(trained):
     """On large data only the fit sample's customers and the evaluated cutoffs leave DuckDB: the
     same rows, in the same order, as reading every row and sampling whole customers afterwards."""
-    from ml.stages.train import customer_sample, origin_cutoffs, plan_split, read_examples
+    from ml.stages.train.examples import read_examples
+    from ml.stages.train.split import customer_sample, origin_cutoffs
 
     settings = trained[0]
     full, part = read_examples(settings), read_examples(settings.replace(train_max_rows=20_000))
     assert full.fit_rows is None and full.total_rows == part.total_rows
-    split = plan_split(part.total_rows, settings.horizon_days)
+    split = part.split
+    assert split == full.split and split.test == TEST_CUTOFF  # dbt's is_backtest_cutoff
     assert len(part.y) < len(full.y) and part.total_rows == {c: int(full.rows([c]).sum()) for c in split.full}
     fitted = customer_sample(full, full.rows(split.full), 20_000)
     for a, b in ((fitted, part.fit_rows), *((full.rows([c]), part.rows([c])) for c in (split.test, *origin_cutoffs(settings, split)))):

@@ -12,7 +12,9 @@ from ml.model.btyd import BGNBD, GammaGamma
 from ml.model.calibration import IsotonicCalibrator, PlattCalibrator, fit_calibrator
 from ml.model.metrics import auc, expected_calibration_error
 from ml.model.churn_model import FeatureSpec
-from ml.stages.train import Examples, _calibration_rows, customer_folds, customer_sample, plan_split, search_candidates
+from ml.stages.train.examples import Examples
+from ml.stages.train.fit import _calibration_rows, search_candidates
+from ml.stages.train.split import customer_folds, customer_sample, plan_split
 
 
 def simulate_bgnbd(n: int, r=0.8, alpha=30.0, a=0.7, b=3.0, horizon=90.0, seed=0):
@@ -96,14 +98,24 @@ def test_calibrators_are_monotone_and_calibrated():
 
 def test_split_is_honest_and_reports_short_history():
     cutoffs = [dt.date(2025, 1, 1) + dt.timedelta(days=30 * k) for k in range(8)]
-    s = plan_split(cutoffs, 90)
+    s = plan_split(cutoffs, 90, cutoffs[-1])
     assert s.test == cutoffs[-1] and s.is_honest
     assert all(c + dt.timedelta(days=90) <= s.test for c in s.honest) and s.valid == s.honest[-1]
     assert s.valid == cutoffs[-4] and len(s.full) == 8
-    short = plan_split(cutoffs[:2], 90)
+    short = plan_split(cutoffs[:2], 90, cutoffs[1])
     assert not short.is_honest and short.honest == (cutoffs[0],)
     with pytest.raises(RuntimeError, match="at least 2"):
-        plan_split(cutoffs[:1], 90)
+        plan_split(cutoffs[:1], 90, cutoffs[0])
+
+
+def test_split_tests_on_the_cutoff_dbt_marks_and_refuses_a_stale_mark():
+    """The test cutoff is dbt's is_backtest_cutoff; a mark that is not the latest full-label cutoff
+    (features built for another as-of date) or no mark at all stops training instead of testing on the past."""
+    cutoffs = [dt.date(2025, 1, 1) + dt.timedelta(days=30 * k) for k in range(8)]
+    assert plan_split(cutoffs, 90, pd.Timestamp(cutoffs[-1])).test == cutoffs[-1]
+    for stale in (cutoffs[-2], None):
+        with pytest.raises(RuntimeError, match="built for another as-of date"):
+            plan_split(cutoffs, 90, stale)
 
 
 def test_folds_are_stable_per_customer_and_search_is_seeded():

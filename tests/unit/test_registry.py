@@ -16,7 +16,7 @@ from ml.core import registry
 from ml.model.calibration import fit_calibrator
 from ml.model.churn_model import ChurnModel, FeatureSpec, Scorer
 from ml.core.settings import Settings
-from ml.stages.train import promote_if_better
+from ml.stages.train.promote import promote_if_better
 
 TEST_CUTOFF = dt.date(2025, 9, 9)
 
