@@ -195,3 +195,38 @@ def test_failure_callback_records_an_alert(tmp_path, caplog):
     assert alert["task_id"] == "validate_scores" and alert["kind"] == "data_quality"
     assert "probability outside" in alert["error"]
     assert "CHURNWATCH ALERT churn_pipeline.validate_scores failed" in caplog.text
+
+
+@pytest.mark.parametrize("dag_id, first_task", [("churn_features", "ingest"), ("churn_scoring", "resolve_run")])
+def test_every_task_reads_the_one_run_context(dagbag, dag_id, first_task):
+    """The first task builds the run's context; every Cosmos dbt task renders its vars and DuckDB
+    environment from that one value, pulled from the task that carries it, and the Python tasks read it back."""
+    from ml.core.dbt import dbt_env, dbt_vars
+    from ml.core.settings import Settings
+    from ml.faces.airflow_tasks import context_of, run_info
+    from ml.stages.decide import marts_vars
+
+    settings = Settings.load(warehouse="/tmp/cw-one-context", as_of="2025-12-31", horizon_days=60)
+    run = json.loads(json.dumps(run_info(settings)))  # as XCom stores it
+    dag = dagbag.dags[dag_id]
+    pulled = set()
+
+    class TI:
+        def xcom_pull(self, task_ids):
+            pulled.add(task_ids)
+            return run
+
+    dbt_tasks = [task for task in dag.tasks if task.task_id.startswith("dbt_") and hasattr(task, "vars")]
+    assert dbt_tasks
+    for task in dbt_tasks:
+        seen_vars = json.loads(task.render_template(task.vars, {"ti": TI()}))
+        expected = marts_vars(settings) if task.task_id.startswith("dbt_crm_marts.") else dbt_vars(settings)
+        assert seen_vars == expected and seen_vars["as_of_date"] == "2025-12-31", task.task_id
+        env = task.render_template(task.env, {"ti": TI()})
+        assert env == {k: v for k, v in dbt_env(settings).items() if k in env}, task.task_id
+    assert len(pulled) == 1 and first_task in _upstream_or_self(dag, next(iter(pulled)))
+    assert context_of(run) == settings.replace(pii_salt=context_of(run).pii_salt)
+
+
+def _upstream_or_self(dag, task_id: str) -> set[str]:
+    return {task_id} | dag.get_task(task_id).get_flat_relative_ids(upstream=True)
