@@ -12,8 +12,8 @@ Static traits per customer (:mod:`.world`), drawn once:
   BG/NBD, scaled by acquisition channel and age), dropout hazard ``h0 ~ Gamma`` (scaled by
   channel), browsing rate ``rho ~ Gamma x lambda^0.6`` (scaled by device), basket size
   ``~ Gamma`` (gamma-gamma style spend), experience quality, price sensitivity, three
-  favourite categories, and a campaign response ``tau`` (most > 0, some 0, a few < 0; larger
-  for the price-sensitive).
+  favourite categories, an unobservable receptiveness to offers, and whether the customer is a
+  "sleeping dog" (annoyed by contact; likelier among the low-engagement).
 
 Dynamic state per customer, updated day by day (:mod:`.dynamics`):
   ``alive`` (dropout is absorbing) and an engagement ``z`` that reverts towards a personal
@@ -30,9 +30,17 @@ Dynamic state per customer, updated day by day (:mod:`.dynamics`):
   ``N(quality + 0.5*z, 1)`` (worse ratings, more tickets, cancellations and returns), and
   browsing-only sessions get shallower (more one-event visits) and abandon carts more often.
   Seasons are weekly and yearly (winter peak, Black Friday week).
+  A ``grievance`` collects recent bad experiences and halves every 45 days.
   Every ~91 days a retention campaign picks at-risk customers (last completed order 21-120
-  days ago), holds out ~15% as a random control group, and for the treated sets
-  ``tau_now = tau * offer effect * channel effect`` for 60 days.
+  days ago), holds out ~15% as a random control group, and sends each treated customer one of
+  the catalog's offers (``dbt_project/seeds/offer_catalog.csv``; a fixed hash picks it, so the
+  history is a randomised experiment over offers) through their usual channel; for 60 days
+  ``tau_now`` is the contact's true effect (:mod:`.offers`): channel x (receptiveness x the
+  offer's pull - annoyance). The pull follows observable behaviour as the retention literature
+  reports -- coupons move the price-sensitive (who use coupons and discounts; more for bigger
+  coupons), service recovery the aggrieved (low ratings, tickets, cancellations, returns),
+  recommendations the keen browsers -- and sleeping dogs' annoyance grows with tenure and
+  repeat contact. The dropped-out cannot be saved (dropout is absorbing): lost causes.
 
 Observations (:mod:`.tables`, :mod:`.events`): each order comes with items drawn from the
 customer's favourite categories and a Zipf-skewed catalog (amount = lines - discount), maybe a
@@ -45,9 +53,21 @@ The truth (:mod:`.truth`) covers the customers active at the cutoff as the pipel
 at the cutoff: on the no-order path nothing random moves ``z``, so P(no order in the window) is
 an exact vectorised recursion over the window's days (mixing over campaign assignment inside it).
 
-Performance: everything is vectorised over customers; the only Python loops run over days
-(and over chunks of days for the events, which are streamed to Parquet/CSV in row groups).
+The closed loop (:mod:`.simulate`): ``simulate(shop_dir, campaign_files, until, out_dir,
+horizon_days=90, fmt="parquet")`` applies CRM campaign files (as ``churnwatch``'s export writes
+them) to the same latent customers -- the shop is replayed from day 0 with the seed recorded in
+``customers.parquet``'s footer and each file injected at the end of its as-of day -- and writes
+the raw exports through ``until`` plus, per campaign, every active customer's probability of
+staying for every offer and for none (``_truth/campaigns/``). Injections draw no random numbers
+and the exports come from per-day random streams (:mod:`.streams`), so an empty campaign leaves
+the generator's shop exactly as it is and a campaign changes only what follows it.
+:mod:`.judge` scores any assignment against that truth (incremental customers retained,
+sleeping dogs, lost causes; the oracle and random references).
+
+Performance: everything is vectorised over customers; the only Python loops run over days.
+The events are streamed to Parquet/CSV in row groups.
 """
 from .generate import generate
+from .simulate import simulate
 
-__all__ = ["generate"]
+__all__ = ["generate", "simulate"]

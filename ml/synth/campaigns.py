@@ -2,7 +2,8 @@
 
 Both happen at the end of a day ``t`` and act on days ``t+1 .. t+effect_days``: a treated
 customer's effect ``tau`` (:mod:`.offers`) is computed from their state at that moment and held
-for the treatment window (a later contact replaces it). Control customers are only recorded.
+for the treatment window (a stronger later contact replaces it, see :func:`.offers.combine`).
+Control customers are only recorded.
 
 * The shop's campaign (every ``campaign_every_days``) picks at-risk customers (last completed
   order 21-120 days ago) at random, holds ~15% out, and sends each the offer a fixed hash gives
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .offers import channel_index, shop_offer, treatment_effect
+from .offers import channel_index, combine, shop_offer, treatment_effect
 from .params import ShopModel
 from .world import CONTACT_CHANNELS, Customers
 
@@ -93,5 +94,5 @@ def _treat(c: Customers, rec: CampaignRecord, st, m: ShopModel) -> None:
     rows = rec.customers[treated]
     tau = contact_effect(c.subset(rows), rec.before.take(np.flatnonzero(treated)), st.day,
                          rec.offer[treated], rec.channel[treated], m)
-    st.camp_until[rows] = st.day + m.campaign_effect_days
-    st.camp_tau[rows] = tau
+    st.camp_until[rows], st.camp_tau[rows] = combine(st.camp_until[rows], st.camp_tau[rows], st.day,
+                                                     tau, m.campaign_effect_days)

@@ -42,13 +42,13 @@ class EffectModel:
     coupon_k: float = 1.5  # tau of a 10% coupon for the most price-sensitive
     coupon_depth_exp: float = 0.6  # (discount / 10%)^exp: bigger coupons, diminishing returns
     coupon_ps_floor: float = 0.25  # price sensitivity below which coupons do nothing
-    service_k: float = 0.9  # tau per unit of grievance ...
+    service_k: float = 0.7  # tau per unit of grievance ...
     service_cap: float = 2.0  # ... up to this much grievance
     reco_k: float = 0.35  # tau per unit of browsing keenness (0 .. 2)
     dog_k: float = 1.1  # a sleeping dog's annoyance after a year of tenure
     recent_k: float = 1.0  # a sleeping dog's annoyance grows by this share at a repeat contact ...
     recent_contact_days: int = 90  # ... within this many days of the last one
-    receptiveness_sd: float = 0.5  # lognormal sd of the unobservable part
+    receptiveness_sd: float = 0.35  # lognormal sd of the unobservable part
 
 
 EFFECTS = EffectModel()
@@ -84,6 +84,21 @@ def shop_offer(cust: np.ndarray, campaign_no: int) -> np.ndarray:
     x *= np.uint64(0xBF58476D1CE4E5B9)
     x ^= x >> np.uint64(29)
     return SHOP_OFFERS[(x % np.uint64(len(SHOP_OFFERS))).astype(np.intp)]
+
+
+def combine(camp_until: np.ndarray, camp_tau: np.ndarray, day: int, tau_new: np.ndarray,
+            effect_days: int) -> tuple[np.ndarray, np.ndarray]:
+    """The treatment acting after a contact on ``day`` with effect ``tau_new``.
+
+    A stronger contact replaces the treatment still acting (for a fresh window); a weaker one
+    does not cancel it (a second coupon does not void the first), but its annoyance adds on.
+    So only the annoyed -- the sleeping dogs -- can be harmed by a contact.
+    """
+    acting = camp_until > day
+    keep = acting & (tau_new <= camp_tau)
+    until = np.where(keep, camp_until, day + effect_days).astype(np.int32)
+    tau = np.where(keep, camp_tau + np.minimum(tau_new, 0.0), tau_new)
+    return until, tau
 
 
 def grievance_decay(half_life_days: float = 45.0) -> float:

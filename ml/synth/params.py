@@ -91,7 +91,10 @@ class ShopModel:
     browse_cart_logit: tuple[float, float] = (-1.6, -0.8)
     browse_visit_only_share: float = 0.7  # sessions that are just a login / app open (1 event) at z = 0
     browse_depth_z_coef: float = 1.5  # ... logit falls by this per unit of z (engaged look further)
-    coupon_base_share: float = 0.15  # x price sensitivity: orders with a generic coupon
+    # orders with a generic coupon: share x (price sensitivity / 0.5)^exp -- the bargain hunters
+    # show in their orders (coupon use, discount share), as the coupon response needs
+    coupon_base_share: float = 0.12
+    coupon_ps_exponent: float = 1.5
     campaign_coupon_share: float = 0.6  # treated orders that redeem a coupon offer (x 0.5 + ps)
 
 

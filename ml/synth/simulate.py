@@ -128,7 +128,8 @@ def _read_campaign(path: Path) -> pd.DataFrame:
         raise ValueError(f"campaign file {path.name}: {err}") from None
     for campaign_id, rows in df.groupby("campaign_id"):
         if rows["as_of_date"].nunique() != 1:
-            raise ValueError(f"campaign file {path.name}: campaign {campaign_id} has several as_of_date values")
+            raise ValueError(f"campaign file {path.name}: campaign {campaign_id} has several "
+                             "as_of_date values")
         if rows["customer_id"].duplicated().any():
             dup = rows.loc[rows["customer_id"].duplicated(), "customer_id"].iloc[0]
             raise ValueError(f"campaign file {path.name}: customer {dup} listed twice in {campaign_id}")

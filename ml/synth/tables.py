@@ -144,7 +144,8 @@ def _coupons(offer: np.ndarray, price_sensitivity: np.ndarray, subtotal: np.ndar
     redeem = m.campaign_coupon_share * (0.5 + price_sensitivity)
     use_offer = (offer >= 0) & (rate_of_offer > 0) & (rng.random(n) < redeem)
     generic = rng.integers(0, len(GENERIC_COUPONS), n)
-    use_generic = ~use_offer & (rng.random(n) < m.coupon_base_share * 2 * price_sensitivity)
+    generic_share = m.coupon_base_share * (price_sensitivity / 0.5) ** m.coupon_ps_exponent
+    use_generic = ~use_offer & (rng.random(n) < generic_share)
     coupon = np.where(use_offer, offer, np.where(use_generic, len(OFFERS) + generic, -1))
     rate = np.where(use_offer, rate_of_offer, np.where(use_generic, _GENERIC_DISCOUNT[generic], 0.0))
     return coupon, subtotal * rate

@@ -25,7 +25,7 @@ import numpy as np
 from .calendar import Calendar
 from .campaigns import campaign_eligible, contact_effect, shop_contact
 from .dynamics import State, hazard, order_rate, tau_now, z_level, z_next
-from .offers import grievance_decay
+from .offers import combine, grievance_decay
 from .params import ShopModel
 from .world import Customers
 
@@ -75,8 +75,8 @@ def _no_order_on_path(c: Customers, state: State, cal: Calendar, m: ShopModel, h
         if day in treat_days:
             offer, channel = shop_contact(c, rows, treat_days[day])
             path = dataclasses.replace(state, z=z, grievance=grievance, camp_until=until)
-            tau = contact_effect(c, path, day, offer, channel, m)
-            until = np.full(len(z), day + m.campaign_effect_days, np.int32)
+            until, tau = combine(until, tau, day, contact_effect(c, path, day, offer, channel, m),
+                                 m.campaign_effect_days)
     return p_none + survive_silent
 
 
@@ -99,9 +99,9 @@ def retention_if_contacted(c: Customers, before: State, rows: np.ndarray, offer:
 
     ``before`` is the customers' state at the end of t0, before any contact that day.
     """
-    treated = dataclasses.replace(
-        before, camp_until=np.full(len(before.z), before.day + m.campaign_effect_days, np.int32),
-        camp_tau=contact_effect(c, before, before.day, offer, channel, m))
+    until, tau = combine(before.camp_until, before.camp_tau, before.day,
+                         contact_effect(c, before, before.day, offer, channel, m), m.campaign_effect_days)
+    treated = dataclasses.replace(before, camp_until=until, camp_tau=tau)
     return 1.0 - prob_no_order(c, treated, cal, m, horizon, rows)
 
 

@@ -94,6 +94,10 @@ campaign_effects.parquet -- one row per retention campaign in the data (campaign
   true_effect_on_treated       the same mean over the treated only
   true_retention_if_treated    mean P(retained | treated) over the contacted
   true_retention_if_control    mean P(retained | control) over the contacted
-Effects are heterogeneous: most customers respond (lower dropout hazard, higher purchase rate
-for 60 days), some do not react, a few react badly; offer and contact channel scale the effect.
+Each contacted customer got one of the catalog's offers (COUPON10/15/20, RECO_MSG, picked by a
+fixed hash: a randomised experiment) through their usual channel. Effects are heterogeneous and
+follow observable behaviour: coupons move the price-sensitive (more for bigger coupons),
+recommendations the keen browsers, a few "sleeping dogs" (likelier among the low-engagement,
+worse with tenure and repeat contact) react badly; the dropped-out cannot be saved. A treatment
+lowers the dropout hazard and raises the purchase rate for 60 days.
 """
