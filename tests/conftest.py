@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.run import END_DATE, HORIZON, TIER_S, backtest_cutoff, churnwatch
+from helpers.run import END_DATE, HORIZON, QUICK_TRAINING, TIER_S, backtest_cutoff, churnwatch
 
 os.environ.setdefault("CHURNWATCH_PII_SALT", "test-only-salt")
 
@@ -41,10 +41,14 @@ def shop_s(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline_s(shop_s, tmp_path_factory) -> Path:
-    """One full `churnwatch run` (through the Airflow DAG) on the tier-S shop; returns the warehouse."""
+    """One full `churnwatch run` (through the Airflow DAG) on the tier-S shop; returns the warehouse.
+
+    Every test that only reads a pipeline's output reads this one (copying it before it writes).
+    Its model is trained quickly (``QUICK_TRAINING``): the tests judging the model train their own."""
     warehouse = tmp_path_factory.mktemp("warehouse_s")
     proc = churnwatch("run", "--raw-dir", str(shop_s), "--warehouse", str(warehouse),
-                      "--as-of", END_DATE.isoformat(), "--horizon-days", str(HORIZON), "--retrain")
+                      "--as-of", END_DATE.isoformat(), "--horizon-days", str(HORIZON), "--retrain",
+                      env=QUICK_TRAINING)
     # what the user saw, for tests/pipeline/test_run_output.py (the run's own log is beside it)
     (warehouse / "logs").mkdir(exist_ok=True)
     (warehouse / "logs" / "churnwatch-run.out").write_text(proc.stdout + proc.stderr)

@@ -11,6 +11,11 @@ REPO = Path(__file__).resolve().parents[2]
 END_DATE = dt.date(2025, 12, 31)
 HORIZON = 90
 TIER_S = 10_000
+# CHURNWATCH_* settings for the runs whose model no test judges (a shared run read for its tables, a
+# second horizon, orders-only input, the quality gates' good run): 8 training cutoffs and 2 search
+# trials instead of the product's 16 and 6. The product defaults are what tests/pipeline/
+# test_model_quality.py and test_calibration_realized.py measure.
+QUICK_TRAINING = {"CHURNWATCH_N_TRAINING_CUTOFFS": "8", "CHURNWATCH_TRAIN_SEARCH_TRIALS": "2"}
 
 
 def backtest_cutoff(as_of: dt.date, horizon: int = HORIZON) -> dt.date:

@@ -7,7 +7,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from helpers.run import END_DATE, HORIZON, churnwatch
+from helpers.run import END_DATE, HORIZON, QUICK_TRAINING, churnwatch
 
 
 CONTRACT_COLUMNS = [
@@ -54,17 +54,19 @@ def test_scores_are_informative_and_explained(pipeline_s):
     assert con.execute("select count(distinct model_version) from marts.churn_scores").fetchone()[0] == 1
 
 
-def test_champion_alias_is_set_in_mlflow(pipeline_s):
+def test_the_published_scores_come_from_the_champion_and_the_latest_version_is_the_challenger(pipeline_s):
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{pipeline_s / 'mlflow' / 'mlflow.db'}")
     name = f"churnwatch_churn_{HORIZON}d"
     champion = client.get_model_version_by_alias(name, "champion")
-    # the first version is promoted; later tests may train more challengers on this warehouse
-    first = client.get_model_version(name, "1")
-    assert "promotion_decision" in first.tags and "promoted" in first.tags["promotion_decision"]
-    assert int(champion.version) >= 1
-    assert client.get_model_version_by_alias(name, "challenger").version is not None
+    challenger = client.get_model_version_by_alias(name, "challenger")
+    latest = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    published = _analytics(pipeline_s).execute("select distinct model_name, model_version from marts.churn_scores").fetchall()
+    assert published == [(name, str(champion.version))]  # scoring loads the champion alias
+    assert int(challenger.version) == latest  # every training registers a challenger
+    # the run's one training was the first model: promoted, with its decision recorded on the version
+    assert int(champion.version) == 1 and "promoted" in champion.tags.get("promotion_decision", "")
 
 
 def test_orders_only_input_runs_end_to_end(shop_s, tmp_path):
@@ -82,7 +84,7 @@ def test_orders_only_input_runs_end_to_end(shop_s, tmp_path):
     as_of = max(r[2] for r in rows).date()
     warehouse = tmp_path / "w"
     churnwatch("run", "--raw-dir", str(raw), "--as-of", as_of.isoformat(), "--horizon-days", "90",
-               "--warehouse", str(warehouse))
+               "--warehouse", str(warehouse), env=QUICK_TRAINING)
     con = _analytics(warehouse)
     n, leading_zero_ids = con.execute(
         "select count(*), count(*) filter (where customer_id like '0%') from marts.churn_scores"
