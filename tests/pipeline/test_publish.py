@@ -58,6 +58,9 @@ def _fill(settings: Settings, rows: int, tag: str, as_of: dt.date = AS_OF) -> No
         con.execute("""
             create or replace table ml.model_performance as
             select '1' as model_version, date '2025-10-02' as as_of_date, 0.8 as auc""")
+        # what the marts step's dbt builds over the stages' own tables (the publish reads the marts)
+        con.execute("create or replace view marts.churn_scores as select * from scoring.churn_scores")
+        con.execute("create or replace view marts.model_performance as select * from ml.model_performance")
     finally:
         con.close()
 

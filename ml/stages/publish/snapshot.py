@@ -10,7 +10,10 @@ still holding an old catalog can finish its queries.
 What is published (``PUBLISHED``): the scores, the customers' segments, the campaign audience,
 the measured campaign results and the risk alerts, each partitioned by (as_of_date, horizon_days)
 so every run adds a partition and history stays queryable for trends; the model performance and
-the offer catalog as one current snapshot each. The catalog's ``marts._tables`` lists the rows
+the offer catalog as one current snapshot each. Every one is a dbt model in ``marts`` (the seed
+for the offer catalog), whose YAML describes and tests each column: the Python stages' own
+tables (``scoring.churn_scores``, ``ml.model_performance``, ``retention.*``) reach the analysts
+only through them. The catalog's ``marts._tables`` lists the rows
 every view must show. The same publish writes the run's CRM export (``ml/stages/publish/crm_export.py``).
 The views name their files relative to the catalog's folder, so the warehouse can be copied or
 moved whole; ``ml/core/catalog.py`` opens it from any working directory.
@@ -45,14 +48,14 @@ class PublishedTable:
     """A table of the analyst contract and where its rows come from in the pipeline database."""
 
     name: str
-    source: str  # schema.table in churnwatch.duckdb
+    source: str  # the dbt mart (schema.table in churnwatch.duckdb) that declares its columns, docs and tests
     partitioned: bool  # snapshot per (as_of_date, horizon_days), history kept
     order_by: str
 
 
 PUBLISHED = (
-    PublishedTable("churn_scores", "scoring.churn_scores", True, "customer_id"),
-    PublishedTable("model_performance", "ml.model_performance", False, "model_version, as_of_date"),
+    PublishedTable("churn_scores", "marts.churn_scores", True, "customer_id"),
+    PublishedTable("model_performance", "marts.model_performance", False, "model_version, as_of_date"),
     PublishedTable("customer_segments", "marts.customer_segments", True, "customer_id"),
     PublishedTable("retention_audience", "marts.retention_audience", True, "campaign_id, priority_rank"),
     PublishedTable("campaign_results", "marts.campaign_results", True, 'campaign_id, offer_code, "group"'),

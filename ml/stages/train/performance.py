@@ -1,6 +1,10 @@
 """``ml.model_performance``: one row per model version with its test metrics, published to analysts.
 
-Kept in this one module so that how the table is written can change in one place.
+Kept in this one module so that how the table is written can change in one place. Its columns
+are declared here (``COLUMNS``, names, order and types), the same list dbt's
+``stg_churnwatch__model_performance`` reads and ``marts.model_performance`` describes and tests
+(``tests/dbt/test_published_contract.py`` holds the two together): the table has every column
+from its first row on, NULL where a version has no such metric, whatever metrics a run computed.
 """
 from __future__ import annotations
 
@@ -14,6 +18,21 @@ from ml.core.warehouse import connect
 
 PERFORMANCE_KEYS = ("auc", "pr_auc", "brier", "ece", "lift_at_10pct", "lift_at_20pct", "recall_at_10pct",
                     "recall_at_20pct", "base_rate")
+BASELINE_KEYS = ("baseline_days_since_last_order_auc", "baseline_rfm_logistic_auc", "baseline_rfm_logistic_pr_auc",
+                 "baseline_bgnbd_auc", "baseline_bgnbd_pr_auc")
+VALUE_KEYS = ("value_mae", "value_total_relative_error", "value_spearman")
+
+# the table's columns, in order, with their DuckDB types
+COLUMNS = (
+    ("model_name", "VARCHAR"), ("model_version", "VARCHAR"), ("run_id", "VARCHAR"),
+    ("as_of_date", "DATE"), ("test_cutoff", "DATE"), ("horizon_days", "BIGINT"),
+    *((k, "DOUBLE") for k in PERFORMANCE_KEYS),
+    ("test_customers", "BIGINT"), ("cv_auc", "DOUBLE"), ("backtest_auc_mean", "DOUBLE"),
+    *((k, "DOUBLE") for k in BASELINE_KEYS),
+    *((k, "DOUBLE") for k in VALUE_KEYS),
+    ("value_model", "VARCHAR"), ("promoted", "BOOLEAN"), ("promotion_decision", "VARCHAR"),
+    ("trained_at", "TIMESTAMP"),
+)
 
 
 def record_performance(settings: Settings, version: str, run_id: str, metrics: dict, test_cutoff,
@@ -24,21 +43,23 @@ def record_performance(settings: Settings, version: str, run_id: str, metrics: d
            **{k: float(metrics[f"test_{k}"]) for k in PERFORMANCE_KEYS if f"test_{k}" in metrics},
            "test_customers": int(metrics["test_rows"]), "cv_auc": float(metrics.get("cv_auc", np.nan)),
            "backtest_auc_mean": float(metrics.get("backtest_auc_mean", np.nan)),
-           **{k: float(v) for k, v in metrics.items() if k.startswith("baseline_") and k.endswith("_auc")},
-           **{k: float(v) for k, v in metrics.items() if k in ("value_mae", "value_total_relative_error", "value_spearman")},
+           **{k: float(metrics[k]) for k in (*BASELINE_KEYS, *VALUE_KEYS) if k in metrics},
            "value_model": value_kind,
            "promoted": promoted, "promotion_decision": decision,
            "trained_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)}
     frame = pd.DataFrame([row])
+    # every declared column, cast to its type; a metric this run did not compute is NULL
+    values = ", ".join(f'"{name}"::{kind} as "{name}"' if name in row else f'null::{kind} as "{name}"'
+                       for name, kind in COLUMNS)
     with connect(settings) as con:
         con.execute("create schema if not exists ml")
-        con.execute("create table if not exists ml.model_performance as select * from frame limit 0")
+        con.execute("create table if not exists ml.model_performance ("
+                    + ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS) + ")")
         existing = {r[0] for r in con.execute("select column_name from information_schema.columns "
                                               "where table_schema = 'ml' and table_name = 'model_performance'").fetchall()}
-        for name in frame.columns:  # new metrics become new columns; old rows keep NULL there
+        for name, kind in COLUMNS:  # a table from an older release gains the columns it lacks
             if name not in existing:
-                kind = con.execute(f'select typeof("{name}") from frame').fetchall()[0][0]
                 con.execute(f'alter table ml.model_performance add column "{name}" {kind}')
         con.execute("delete from ml.model_performance where model_name = ? and model_version = ?",
                     [settings.registered_model_name, version])
-        con.execute("insert into ml.model_performance by name select * from frame")
+        con.execute(f"insert into ml.model_performance by name select {values} from frame")

@@ -1,7 +1,7 @@
 {#- Early warning: customers whose churn probability rose by at least `risk_alert_min_increase`
     since the previous scoring run of the same horizon, with the reasons that appeared and the
     reasons that went away. -#}
-{%- set scores_source = source('scoring', 'churn_scores') %}
+{%- set scores_source = ref('stg_churnwatch__churn_scores') %}
 {%- set horizon = var('horizon_days') %}
 {%- set as_of = "date '" ~ var('as_of_date') ~ "'" if var('as_of_date')
     else "(select max(as_of_date) from " ~ scores_source ~ " where horizon_days = " ~ horizon ~ ")" %}

@@ -1,7 +1,7 @@
 {{ config(materialized='view') }}
-{#- The run's customers with risk tier, value tier and RFM segment (rules: ml/segments.py); a view:
+{#- The run's customers with risk tier, value tier and RFM segment (rules: ml/model/segments.py); a view:
     the rows are retention.customer_segments, written once by the policy step, not copied again. -#}
-{%- set segments = source('retention', 'customer_segments') %}
+{%- set segments = ref('stg_churnwatch__customer_segments') %}
 {%- set as_of = "date '" ~ var('as_of_date') ~ "'" if var('as_of_date')
     else "(select max(as_of_date) from " ~ segments ~ ")" %}
 
