@@ -6,7 +6,6 @@ pipeline makes, dbt tests included) on raw tables laid out as ingest writes them
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from pathlib import Path
 
 import duckdb
@@ -285,46 +284,3 @@ def test_float_features_are_exact_and_the_same_on_every_build():
             assert (again[name] == first[name]).all(), name
     one = con.execute(f"select {exact['gap_stddev']} from (values (3), (NULL)) t(gap)").fetchone()[0]
     assert one is None  # one value: no spread, as stddev_samp
-
-
-def test_the_floor_benchmarks_hand_written_sql_computes_the_marts_rows(late_build):
-    """benchmarks/bench_floor.py sets hand-written SQL against the scan floor; that says
-    something about the dbt build only if the SQL computes the same features and labels."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import handwritten_sql
-
-    spine = _query(late_build, "select cutoff_role, cast(cutoff_date as varchar) as cutoff "
-                               "from intermediate.int_cutoffs_enumerated")
-    training = sorted(spine.loc[spine.cutoff_role == "training", "cutoff"])
-    mart = _features(late_build)
-    labels = _query(late_build, "select customer_id, as_of_date, is_churned "
-                                "from intermediate.int_customer_cutoffs_labelled")
-
-    con = duckdb.connect()
-    con.execute(f"attach '{late_build / 'churnwatch.duckdb'}' as wh (read_only)")
-    for template in ("all_cutoffs", "one_cutoff"):
-        steps = handwritten_sql.render(template, raw="wh.raw", cutoffs=[*training, str(END)],
-                                       training_cutoffs=training, horizon_days=HORIZON)
-        handwritten_sql.run(con, steps)
-        hand = con.execute("select * from hand_features").df()
-        expected = mart if template == "all_cutoffs" else mart[mart.as_of_date == pd.Timestamp(END)]
-        assert set(expected.columns) <= set(hand.columns)  # every column of the mart
-        compared = sorted(set(expected.columns) - {"customer_id", "as_of_date"})
-        left, right = _by_key(expected, compared), _by_key(hand, compared)
-        text = ["region", "age_band", "acquisition_channel"]
-        numeric = [column for column in compared if column not in text]
-        # the mart's 0 for "source present, no rows" is the hand SQL's NULL (a missing join)
-        for frame in (left, right):
-            frame[numeric] = frame[numeric].astype(float).fillna(0)
-            frame[text] = frame[text].astype(object).fillna("")
-        _assert_same_rows(left, right)
-        hand_labels = con.execute("select customer_id, as_of_date, is_churned from hand_spine").df()
-        _assert_same_rows(_by_key(labels, ["is_churned"]), _by_key(hand_labels, ["is_churned"]))
-    con.close()
-
-
-def _by_key(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The key columns and ``columns``, sorted by (as_of_date, customer_id), dates as timestamps."""
-    keys = ["as_of_date", "customer_id"]
-    out = frame[keys + columns].assign(as_of_date=pd.to_datetime(frame["as_of_date"]))
-    return out.sort_values(keys).reset_index(drop=True)
