@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from helpers.run import END_DATE, HORIZON, REPO, churnwatch
+from helpers.run import END_DATE, HORIZON, QUICK_TRAINING, REPO, churnwatch
 
 
 SECOND = 60  # the second horizon, beside the shared HORIZON (90)
@@ -91,7 +91,7 @@ def two_horizons(pipeline_s, shop_s, tmp_path_factory) -> Path:
                                                                and n in ("airflow", "mlflow")])
     started = time.perf_counter()
     churnwatch("run", "--raw-dir", str(shop_s), "--warehouse", str(built), "--as-of", END_DATE.isoformat(),
-               "--horizon-days", str(SECOND))
+               "--horizon-days", str(SECOND), env=QUICK_TRAINING)
     print(f"the {SECOND}-day run beside the {HORIZON}-day one: {time.perf_counter() - started:.0f} s")
     moved = root / "moved" / "warehouse"
     moved.parent.mkdir()
