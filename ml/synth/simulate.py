@@ -1,6 +1,7 @@
 """The closed loop: apply the CRM's campaign files to the generated shop and continue it.
 
-``simulate(shop_dir, campaign_files, until, out_dir, horizon_days=90, fmt="parquet")``
+``simulate(shop_dir, campaign_files, until, out_dir, horizon_days=90, fmt="parquet",
+truth_as_of=None)``
 
 * ``shop_dir``: a shop written by ``generate`` (Parquet) or by an earlier ``simulate``; its
   ``customers.parquet`` footer names the generator's arguments (:class:`.generate.ShopSpec`),
@@ -11,7 +12,9 @@
   ``is_control`` false are contacted the morning after ``as_of_date``; held-out rows are logged.
 * ``until``: the last day of the new export (after every campaign's as-of date).
 * ``out_dir``: gets the full raw export through ``until`` (the same files the generator writes,
-  the campaigns in ``campaign_contacts``) and ``_truth/`` (see ``TRUTH_README``).
+  the campaigns in ``campaign_contacts``) and ``_truth/`` (see ``TRUTH_README``); with
+  ``truth_as_of`` also the generator's churn truth at that date (as ``generate`` writes it).
+  Keep ``fmt="parquet"`` for a shop the next cycle continues (its footer holds the spec).
 
 The design is a replay: the shop is simulated again from day 0 with the same seed, and every
 applied campaign is injected at the end of its as-of day. Injections draw no random numbers and
@@ -49,7 +52,7 @@ CAMPAIGN_TRUTH_DIR = "campaigns"  # _truth/campaigns/<campaign_id>.parquet
 
 
 def simulate(shop_dir: Path, campaign_files, until, out_dir: Path, horizon_days: int = 90,
-             fmt: str = "parquet") -> dict:
+             fmt: str = "parquet", truth_as_of=None) -> dict:
     """Continue the shop in ``shop_dir`` to ``until`` with ``campaign_files`` applied; see module."""
     t0 = time.perf_counter()
     shop_dir, out_dir, until = Path(shop_dir), Path(out_dir), _as_date(until)
@@ -66,11 +69,10 @@ def simulate(shop_dir: Path, campaign_files, until, out_dir: Path, horizon_days:
 
     injections = _injections(applied, _customers(shop_dir), spec.start, until)
     snapshot_days = {inj.day for day in injections.values() for inj in day}
-    stats, shop = write_shop(out_dir, spec, until, fmt, MODEL, injections=injections,
-                             snapshot_days=snapshot_days, horizon_days=horizon_days)
-
     truth_dir = out_dir / TRUTH_DIR
     _reset_truth(truth_dir)
+    stats, shop = write_shop(out_dir, spec, until, fmt, MODEL, _as_date(truth_as_of), horizon_days,
+                             injections, snapshot_days)
     summary = {}
     t_truth = time.perf_counter()
     for campaign_id, rows in new.groupby("campaign_id", sort=True):
@@ -81,9 +83,11 @@ def simulate(shop_dir: Path, campaign_files, until, out_dir: Path, horizon_days:
         if src.is_file():
             shutil.copyfile(src, truth_dir / CAMPAIGN_TRUTH_DIR / src.name)
     pq.write_table(pa.Table.from_pandas(applied, preserve_index=False), truth_dir / APPLIED)
-    (truth_dir / "README.txt").write_text(TRUTH_README.format(horizon=horizon_days))
+    readme = truth_dir / "README.txt"  # the generator's, when truth_as_of asked for churn truth
+    generator_part = "\n" + readme.read_text() if readme.is_file() else ""
+    readme.write_text(TRUTH_README.format(horizon=horizon_days) + generator_part)
     return {"out_dir": str(out_dir), "until": until.isoformat(), "campaigns": summary,
-            "rows": stats["rows"], "seconds": round(time.perf_counter() - t0, 3),
+            "rows": stats["rows"], "truth": stats["truth"], "seconds": round(time.perf_counter() - t0, 3),
             "stage_seconds": {**stats["stage_seconds"],
                               "campaign_truth": round(time.perf_counter() - t_truth, 3)}}
 
