@@ -21,6 +21,17 @@ candidates as (
 
 ),
 
+-- the days campaigns contacted customers on (before the as-of date, not already a cutoff):
+-- features are computed there too, for campaign_outcomes, with the same models and data rules
+contact_candidates as (
+
+    select distinct contact_date as cutoff_date, 'contact' as cutoff_role, null as training_cutoff_index
+    from {{ ref('int_campaign_contacts_deduplicated') }}
+    where contact_date < {{ sql_date(as_of) }}
+      and contact_date not in (select cutoff_date from candidates)
+
+),
+
 first_order as (
 
     select min(order_date) as first_order_date
@@ -65,7 +76,7 @@ enumerated as (
             as has_{{ source }}{{ ',' if not loop.last }}
         {%- endfor %}
 
-    from candidates
+    from (select * from candidates union all select * from contact_candidates) as candidates
     cross join first_order
     cross join source_starts
     where candidates.cutoff_role = 'scoring'
