@@ -33,11 +33,12 @@ def connect(settings: Settings, read_only: bool = False) -> Iterator[duckdb.Duck
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    # fetched to the end: DuckDB 2 refuses the connection's next query while a result is unfinished
     return bool(
         con.execute(
             "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
             [schema, table],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
@@ -73,4 +74,4 @@ def last_ingested_as_of(settings: Settings):
     with connect(settings, read_only=True) as con:
         if not table_exists(con, "raw", "_ingest_log"):
             return None
-        return con.execute("select max(as_of_date) from raw._ingest_log where status = 'staged'").fetchone()[0]
+        return con.execute("select max(as_of_date) from raw._ingest_log where status = 'staged'").fetchall()[0][0]
