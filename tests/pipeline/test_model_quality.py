@@ -1,4 +1,4 @@
-"""The churn model on a generated tier-S shop: quality against truth and baselines, governance.
+"""The churn model on the session's tier-S shop (``shop_s``): quality against truth and baselines, governance.
 
 One shop, one feature build and two trainings are shared by the whole module (the second
 training is the same data and seed, so it must reproduce the first and the gate must keep the
@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers.run import END_DATE, HORIZON as SHARED_HORIZON, backtest_cutoff
+
 
 END = dt.date(2025, 12, 31)
 HORIZON = 90
@@ -21,24 +23,23 @@ BASELINES = ("days_since_last_order", "rfm_logistic", "bgnbd")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """Shop (truth at the test cutoff) → ingest → features (16 cutoffs) → train twice."""
+def trained(shop_s, tmp_path_factory):
+    """The session's tier-S shop (truth at the test cutoff) → ingest → features (16 cutoffs) → train twice."""
     os.environ.setdefault("CHURNWATCH_PII_SALT", "test-only-salt")
     from ml.stages.ingest import ingest
     from ml.core.settings import Settings
-    from ml.synth import generate
     from ml.stages.train import train
     from ml.stages.features import build_features
 
+    assert (END, HORIZON, backtest_cutoff(END)) == (END_DATE, SHARED_HORIZON, TEST_CUTOFF)  # shop_s's truth date
     base = tmp_path_factory.mktemp("model_quality")
-    generate(base / "raw", customers=10_000, seed=11, end_date=END, truth_as_of=TEST_CUTOFF, horizon_days=HORIZON)
-    settings = Settings.load(warehouse=base / "w", raw_dir=base / "raw", as_of=END, horizon_days=HORIZON,
+    settings = Settings.load(warehouse=base / "w", raw_dir=shop_s, as_of=END, horizon_days=HORIZON,
                              n_training_cutoffs=16, train_search_trials=2, retrain=True)
     ingest(settings)
     build_features(settings)
     first = train(settings)
     second = train(settings.replace(train_refit=False))
-    truth = pd.read_parquet(base / "raw" / "_truth" / "churn_truth.parquet")
+    truth = pd.read_parquet(shop_s / "_truth" / "churn_truth.parquet")
     return settings, first, second, truth
 
 
