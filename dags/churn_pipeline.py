@@ -30,7 +30,9 @@ def churn_pipeline():
     run = t.validate_raw(t.ingest())
     features = t.validate_features(run)
     t.features_step(run, per_model=False) >> features
-    decided = t.decide_retention(t.validate_scores(t.score(t.train_if_needed(features))))
+    trained = t.train_if_needed(features)
+    decided = t.decide_retention(t.validate_scores(t.score(trained)))
+    t.train_uplift(trained) >> decided
     published = t.publish(decided)
     t.marts_step(decided, run, per_model=False) >> published
 

@@ -7,6 +7,10 @@ cutoffs with a time-split backtest, registers it in MLflow with alias `challenge
 **promotion gate**: `champion` moves only when the challenger is better on the backtest
 (AUC gain, calibration not worse). The decision is tagged on the model version.
 
+Then the **uplift model** (`train_uplift`): trained on the earlier campaigns, judged on the latest
+closed one, `champion` of its own registered model only when it ranks better than the catalog's
+priors; the retention policy uses it from then on.
+
 Promote or roll back by hand in the MLflow UI by moving the `champion` alias; the next scoring
 run uses it.
 """
@@ -19,7 +23,7 @@ from ml.faces import airflow_tasks as t
 
 @dag(dag_id="churn_training", schedule="@weekly", **t.dag_kwargs(__doc__, "training", retrain_default=True))
 def churn_training():
-    t.train_challenger(t.validate_features(t.resolve_run()))
+    t.train_uplift(t.train_challenger(t.validate_features(t.resolve_run())))
 
 
 churn_training()

@@ -400,6 +400,16 @@ def train_challenger(run: dict) -> dict:
 
 
 @task
+def train_uplift(run: dict) -> dict:
+    """Train the uplift model on past campaigns, gate it against the priors (skipped without campaign history)."""
+    from ml.stages.uplift import train_uplift_if_needed
+
+    with data_faults_fail_fast():
+        result = train_uplift_if_needed(context_of(run))
+    return {**run, "uplift": {k: v for k, v in result.items() if isinstance(v, (str, int, float, bool))}}
+
+
+@task
 def score(run: dict, **context) -> dict:
     """Score every active customer with the champion: probability, tier, reasons, value at risk."""
     from ml.stages.score import score as run_score

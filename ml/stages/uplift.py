@@ -39,7 +39,7 @@ from ml.model.uplift import (OFFER, UpliftLearner, UpliftModel, deciles_figure, 
 
 log = logging.getLogger(__name__)
 
-LEARNER = "t_pooled"  # benchmarks/results/uplift.json: the best ranking of the true effects
+LEARNER = "t_pooled"  # by measurement (benchmarks/results/uplift.json; ml/model/uplift.py says why)
 MIN_ARM_ROWS = 30  # treated and control contacts a campaign needs to judge a ranking on
 MIN_QINI_GAIN = 0.0  # the challenger's Qini must exceed the reference's by more than this
 NOT_FEATURES = {"campaign_id", "customer_id", "contact_source", "offer_code", "contact_channel", "is_control",
@@ -165,6 +165,14 @@ def train_uplift(settings: Settings) -> dict:
               "seconds": round(time.perf_counter() - started, 2)}
     log.info("uplift %s", json.dumps(result))
     return result
+
+
+def train_uplift_if_needed(settings: Settings) -> dict:
+    """Train when asked (``settings.retrain``) or when the horizon has no uplift model version yet."""
+    up = uplift_settings(settings)
+    if not settings.retrain and registry.alias_version(up, registry.CHALLENGER) is not None:
+        return {"status": "not retrained", "reason": f"{up.registered_model_name} exists and retrain is off"}
+    return train_uplift(settings)
 
 
 def gate(up: Settings, version: str, metrics: dict[str, dict], held_id: str) -> tuple[bool, str]:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ml.model.uplift import UpliftLearner, UpliftModel, qini_with_truth
-from ml.stages.uplift import NoCampaignHistory, split_campaigns
+from ml.stages.uplift import LEARNER, NoCampaignHistory, split_campaigns
 
 HORIZON = 90
 CATALOG = pd.DataFrame({"offer_code": ["COUPON10", "COUPON20", "SERVICE_CALL"],
@@ -65,7 +65,7 @@ def test_learner_ranks_true_effects_of_the_held_out_campaign(shop_contacts):
     """Trained on the earlier campaigns, its uplift of what each held-out contact got ranks the
     true effects clearly above random (Qini with the truth: 1 perfect, 0 random; ~0.2 here)."""
     train, held, _ = split_campaigns(shop_contacts)
-    learner = UpliftLearner(FEATURES, "t_pooled", threads=1)
+    learner = UpliftLearner(FEATURES, LEARNER, threads=1)
     learner.fit(train, train["is_retained"].to_numpy(int), ~train["is_control"].to_numpy(bool))
     model = UpliftModel(learner, {}, HORIZON, sorted(train["campaign_id"].unique()))
     score = model.received_uplift(held)
@@ -82,7 +82,7 @@ def test_qini_with_truth_is_one_for_the_truth_zero_for_noise_negative_reversed()
 
 def test_offers_never_sent_keep_their_prior_and_every_offer_gets_a_column(shop_contacts):
     rows = shop_contacts[shop_contacts["offer_code"].isin(["COUPON10", "COUPON20"])]
-    learner = UpliftLearner(FEATURES, "t_pooled", threads=1).fit(
+    learner = UpliftLearner(FEATURES, LEARNER, threads=1).fit(
         rows, rows["is_retained"].to_numpy(int), ~rows["is_control"].to_numpy(bool))
     model = UpliftModel(learner, {"COUPON10": "email", "COUPON20": "sms"}, HORIZON, [])
     customers = shop_contacts.head(50).assign(churn_probability=np.linspace(0.1, 0.9, 50))
@@ -90,7 +90,7 @@ def test_offers_never_sent_keep_their_prior_and_every_offer_gets_a_column(shop_c
     assert effects.shape == (50, 3) and np.isfinite(effects[:, :2]).all()
     assert learner.offers == ["COUPON10", "COUPON20"]
     np.testing.assert_allclose(effects[:, 2], customers["churn_probability"] * 0.18)  # SERVICE_CALL: never sent
-    assert not np.allclose(effects[:, 0], effects[:, 1])  # the offer (and its channel) is a feature
+    assert not np.allclose(effects[:, 0], effects[:, 1])  # each offer its own effect
     assert list(model.predict(None, customers).columns) == ["uplift_COUPON10", "uplift_COUPON20"]
 
 
