@@ -12,9 +12,11 @@ strptime formats per source, parsed and checked here so that a typo fails before
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Column:
     type: str  # DuckDB type
     required: bool = False
     key: bool = False  # not null (and part of the row identity)
+    not_null: bool = False  # a row without a value is quarantined (keys are not null too)
     pii: bool = False
 
 
@@ -131,8 +134,8 @@ SOURCES: dict[str, Source] = {
                 _c("campaign_id", "VARCHAR", required=True, key=True),
                 _c("customer_id", "VARCHAR", required=True, key=True),
                 _c("contact_ts", "TIMESTAMP", required=True, key=True),
-                _c("is_control", "BOOLEAN", required=True),
-                _c("offer_code", "VARCHAR"),
+                _c("is_control", "BOOLEAN", required=True, not_null=True),
+                _c("offer_code", "VARCHAR"),  # blank: no offer; else one of the offer catalog's
                 _c("channel", "VARCHAR"),
             ),
             ts_column="contact_ts",
@@ -149,6 +152,12 @@ ORDER_STATUSES = ("completed", "cancelled", "returned")
 ISO_TIMESTAMP = "YYYY-MM-DD[ HH:MM:SS][±HH:MM]"  # what the default cast reads (ml/stages/ingest.py _typed)
 # day 31 and hour 13 make every example unambiguous: day before month or not, 24-hour clock or not
 EXAMPLE_TIMESTAMP = dt.datetime(2025, 12, 31, 13, 45, 30)
+
+
+def offer_codes(dbt_project_dir: Path) -> tuple[str, ...]:
+    """The offer catalog's codes (``seeds/offer_catalog.csv``): the offers a campaign contact may name."""
+    with open(Path(dbt_project_dir) / "seeds" / "offer_catalog.csv", newline="") as f:
+        return tuple(row["offer_code"] for row in csv.DictReader(f))
 
 
 def timestamp_sources() -> list[str]:

@@ -8,7 +8,8 @@ day (``ml.core.fingerprints``), so the feature build can tell which past days a 
 
 Two kinds of fault:
 - **row faults** (a key missing, a value that does not parse, a negative or absurd amount, a
-  duplicate key, a malformed CSV line) send the row to ``quarantine.<source>`` with the reason
+  duplicate key, a malformed CSV line, a campaign contact without its control flag or naming
+  an offer the offer catalog does not have) send the row to ``quarantine.<source>`` with the reason
   ``"<column>: <rule>"``, the file, the row number, the original values and the run id;
 - **batch faults** (a required source, file or column missing, a file that cannot be read or is
   not UTF-8, more than ``max_bad_row_share`` bad rows) raise ``BatchError`` with one line naming
@@ -36,7 +37,8 @@ from pathlib import Path
 
 import duckdb
 
-from ml.core.contract import SOURCES, Column, Source, expected_timestamp, has_offset, timestamp_formats
+from ml.core.contract import (SOURCES, Column, Source, expected_timestamp, has_offset, offer_codes,
+                              timestamp_formats)
 from ml.core import fingerprints
 from ml.core.errors import InputError
 from ml.core.settings import Settings
@@ -280,7 +282,7 @@ def _fault_rules(source: Source, columns: list[str], settings: Settings) -> list
     for col in present:
         txt = quote(f"_txt_{col.name}")
         blank = f"({txt} is null or trim({txt}) = '')"
-        if col.key:
+        if col.key or col.not_null:
             rules.append((blank, f"{col.name}: missing"))
         if col.type != "VARCHAR":
             expected = expected_timestamp(ts_formats) if col.type == "TIMESTAMP" else _EXPECTED[col.type]
@@ -292,6 +294,10 @@ def _fault_rules(source: Source, columns: list[str], settings: Settings) -> list
             rules.append((f"{col.name} < date '{EARLIEST_PLAUSIBLE}'", f"{col.name}: before {EARLIEST_PLAUSIBLE}"))
             rules.append((f"{col.name} >= date '{LATEST_PLAUSIBLE}'", f"{col.name}: after {LATEST_PLAUSIBLE}"))
     names = {c.name for c in present}
+    if source.name == "campaign_contacts" and "offer_code" in names:
+        known = ", ".join(_sql_str(code) for code in offer_codes(settings.dbt_project_dir))
+        rules.append((f"trim(offer_code) <> '' and offer_code not in ({known})",
+                      "offer_code: not in the offer catalog (dbt_project/seeds/offer_catalog.csv)"))
     limit = float(settings.max_amount)
     for money in ("amount", "discount_amount", "unit_price"):
         if money in names:
