@@ -38,13 +38,15 @@ def write_events(writer: SourceWriter, hist: History, orders: Orders, c: Custome
     seen = browse["day"] < cal.observed_days
     b_cust, b_day, b_z = browse["cust"][seen], browse["day"][seen], browse["z"][seen]  # by day
     product_ids = padded_ids(np.arange(catalog.n_products), 6, prefix="P")
+    # each day's rows, found once (a search per day would convert the whole array every time)
+    b_at = np.searchsorted(b_day, np.arange(cal.observed_days + 1))
+    o_at = np.searchsorted(orders.day, np.arange(cal.observed_days + 1))
     next_session = 1
     for d0 in range(0, cal.observed_days, CHUNK_DAYS):
         days = []
         for day in range(d0, min(d0 + CHUNK_DAYS, cal.observed_days)):
             rng = np.random.default_rng([seed, 0xE7E, day])
-            b = slice(*np.searchsorted(b_day, [day, day + 1]))
-            o = slice(*np.searchsorted(orders.day, [day, day + 1]))
+            b, o = slice(b_at[day], b_at[day + 1]), slice(o_at[day], o_at[day + 1])
             sessions = _sessions(b_cust[b], b_day[b], b_z[b], orders, o, c, cal, model, rng)
             if len(sessions["cust"]):
                 days.append((len(sessions["cust"]), _expand(sessions, c, catalog, cal, rng)))

@@ -75,8 +75,10 @@ class ShopModel:
     campaign_order_coef: float = 0.8  # purchase rate x exp(coef * tau) while treated
     # what a contact does: offer x channel x the customer's needs (see .offers.EffectModel)
     effects: EffectModel = EFFECTS
-    dog_share: float = 0.08  # sleeping dogs at an average engagement level ...
-    dog_engagement_coef: float = 0.7  # ... their log-odds rise this much per sd of lower level
+    dog_share: float = 0.06  # sleeping dogs at an average engagement ...
+    # ... their log-odds rise this much per sd of lower browsing rate (and half of it per sd
+    # of lower engagement level): the rare visitors, as the data shows them
+    dog_engagement_coef: float = 1.0
     # grievance: bad experiences add to it, it halves every grievance_half_life days; it is
     # what a service-recovery call can repair
     grievance_half_life: float = 45.0

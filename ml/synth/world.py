@@ -136,7 +136,7 @@ def build_customers(n: int, n_days: int, catalog: Catalog, model: ShopModel,
         price_sensitivity=price_sensitivity,
         receptiveness=np.exp(rng.normal(-0.5 * model.effects.receptiveness_sd ** 2,
                                         model.effects.receptiveness_sd, n)),
-        dog=_sleeping_dogs(m0, model, rng),
+        dog=_sleeping_dogs(m0, rho, model, rng),
         favourite=rng.choice(len(CATEGORIES), (n, 3), p=catalog.category_popularity).astype(np.int8),
         device=device, acquisition=acquisition,
         contact_channel=rng.choice(len(CONTACT_CHANNELS), n, p=_CONTACT_WEIGHTS).astype(np.int8),
@@ -158,8 +158,13 @@ def _signup_days(n: int, n_days: int, growth: float, rng: np.random.Generator) -
     return np.minimum((x * n_days).astype(np.int32), n_days - 1)
 
 
-def _sleeping_dogs(m0: np.ndarray, model: ShopModel, rng: np.random.Generator) -> np.ndarray:
-    """A minority annoyed by contact, likelier among the low-engagement (low level ``m0``)."""
+def _sleeping_dogs(m0: np.ndarray, rho: np.ndarray, model: ShopModel,
+                   rng: np.random.Generator) -> np.ndarray:
+    """A minority annoyed by contact, likelier among the low-engagement: rare visitors (low
+    browsing rate ``rho``, which shows in the sessions) with a low engagement level ``m0``."""
     base = np.log(model.dog_share / (1 - model.dog_share))
-    p = 1.0 / (1.0 + np.exp(-(base - model.dog_engagement_coef * m0 / model.z_level_sd)))
+    log_rho = np.log(rho)
+    rare_visitor = -(log_rho - log_rho.mean()) / max(log_rho.std(), 1e-9)
+    low_level = -m0 / model.z_level_sd
+    p = 1.0 / (1.0 + np.exp(-(base + model.dog_engagement_coef * (rare_visitor + 0.5 * low_level))))
     return (rng.random(len(m0)) < p).astype(np.float64)
