@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from helpers.run import QUICK_TRAINING
+
 END_DATE = dt.date(2025, 12, 31)
 HORIZON = 90
 CUSTOMERS = 2_500
@@ -97,4 +99,7 @@ def pipeline_query(warehouse: Path, sql: str, params: list | None = None) -> lis
 
 
 def run_env(baseline: Baseline) -> dict[str, str]:
-    return {"AIRFLOW_HOME": str(baseline.airflow_home), "CHURNWATCH_PII_SALT": os.environ["CHURNWATCH_PII_SALT"]}
+    """The environment of every run of the folder, the good one included (the same settings, so the
+    same published bytes when nothing is wrong)."""
+    return {"AIRFLOW_HOME": str(baseline.airflow_home), "CHURNWATCH_PII_SALT": os.environ["CHURNWATCH_PII_SALT"],
+            **QUICK_TRAINING}

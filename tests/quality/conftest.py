@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers.run import churnwatch
-from helpers.quality import CUSTOMERS, END_DATE, HORIZON, SEED, Baseline, fingerprint
+from helpers.quality import CUSTOMERS, END_DATE, HORIZON, SEED, Baseline, fingerprint, run_env
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +28,9 @@ def baseline(quality_shop, tmp_path_factory) -> Baseline:
     """One good `churnwatch run` (through Airflow) on the small shop, published."""
     warehouse = tmp_path_factory.mktemp("quality_baseline")
     airflow_home = tmp_path_factory.mktemp("quality_airflow")
+    baseline = Baseline(quality_shop, warehouse, {}, airflow_home)
     churnwatch("run", "--raw-dir", str(quality_shop), "--warehouse", str(warehouse), "--as-of", END_DATE.isoformat(),
-               "--horizon-days", str(HORIZON), "--retrain", env={"AIRFLOW_HOME": str(airflow_home)})
+               "--horizon-days", str(HORIZON), "--retrain", env=run_env(baseline))
     published = fingerprint(warehouse)
     assert "analytics.duckdb" in published and any(k.startswith("published/") for k in published)
     return Baseline(quality_shop, warehouse, published, airflow_home)
