@@ -8,7 +8,7 @@ a campaign:
 2. **Expected uplift**: an :class:`EffectModel` gives, per customer and offer of the catalog
    (``dbt_project/seeds/offer_catalog.csv``), the absolute expected change in P(stay) if the
    customer gets the offer, or NaN where the offer does not apply. The uplift model
-   (``ml.stages.uplift.load_effect_model``: the registry's champion) is used when one exists;
+   (``ml.stages.uplift.load_effect_model``: the registry's champion) is used when one passed its gate;
    otherwise :class:`PriorEffects`: ``churn_probability × the catalog's prior effect`` under the
    catalog's eligibility rules. ``settings.effect_model = "prior"`` always uses the priors.
 3. **Policy** (:mod:`ml.model.policy`): expected net value ``uplift × predicted_value − unit_cost``
@@ -135,24 +135,15 @@ class PriorEffects:
 
 
 def default_effect_model(settings: Settings) -> EffectModel:
-    """The uplift model's champion when there is one (and ``settings.effect_model`` is "auto"),
-    else the catalog's priors (one log line saying so)."""
+    """The uplift model's champion for the run's horizon when there is one (``settings.effect_model``
+    "auto"), else the catalog's priors; the uplift stage's loader says in one line why not."""
     if settings.effect_model == "prior":
         return PriorEffects()
     if settings.effect_model != "auto":
         raise ValueError(f"effect_model must be 'auto' or 'prior', got {settings.effect_model!r}")
-    try:  # the uplift stage lands in its own commit (issue 19); until then the priors decide
-        from ml.stages.uplift import load_effect_model
-    except ModuleNotFoundError as missing:
-        if missing.name not in ("ml.stages.uplift",):
-            raise
-        load_effect_model = None
-    model = load_effect_model(settings) if load_effect_model else None
-    if model is None:
-        log.info("decide: no uplift model for horizon %s; using the offer catalog's prior effects",
-                 settings.horizon_days)
-        return PriorEffects()
-    return model
+    from ml.stages.uplift import load_effect_model
+
+    return load_effect_model(settings) or PriorEffects()
 
 
 def has_service_issue(reasons: list) -> np.ndarray:

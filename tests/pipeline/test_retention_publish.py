@@ -12,6 +12,7 @@ import hashlib
 import json
 
 import duckdb
+import numpy as np
 import pytest
 
 from ml.stages import decide
@@ -153,13 +154,23 @@ def test_segments_cover_every_scored_customer(settings, campaign):
 
 
 def test_budget_spend_never_exceeds_and_more_budget_never_lowers_value(settings, campaign):
+    from ml.model.policy import contact_cap
+
     previous = -1.0
+    # the money budget alone (no contact cap, no exploration): more budget never lowers the value
+    uncapped = settings.replace(contact_share=1.0, exploration_share=0.0)
     try:
         for budget in (0.0, 50.0, 500.0, 3000.0, 20_000.0):
-            summary = decide.decide(settings.replace(campaign_budget=budget))
+            summary = decide.decide(uncapped.replace(campaign_budget=budget))
             assert summary["spend"] <= budget
             assert summary["expected_net_value"] >= previous
             previous = summary["expected_net_value"]
+        # with the defaults neither the money nor the contact cap is ever exceeded
+        for budget in (0.0, 50.0, 500.0, 20_000.0):
+            summary = decide.decide(settings.replace(campaign_budget=budget))
+            cap = contact_cap(summary["customers"], settings.contact_share)
+            assert summary["spend"] <= budget and summary["treated"] <= cap
+        assert summary["treated"] == cap  # a large budget: the cap decides how many are contacted
     finally:
         decide.decide(settings)  # leave the module's campaign as it was
 
@@ -240,3 +251,102 @@ def test_the_same_run_twice_publishes_identical_rows_and_control_group(settings,
     assert {r[1] for r in second["retention_audience"] if r[6]} == control_first and control_first
     export_second = json.loads((settings.crm_export_dir / f"{campaign['campaign_id']}.manifest.json").read_text())
     assert export_second == export_first  # byte-identical files, same checksums
+
+
+# ---- issue 19: uplift policy, exploration, assignment and propensity --------------------------------
+
+
+def _decisions(settings) -> list[tuple]:
+    con = duckdb.connect(str(settings.db_path), read_only=True)
+    try:
+        return con.execute("""
+            select customer_id, assignment, offer_code, unit_cost, is_control, propensity
+            from retention.audience_decisions where campaign_id = ? order by customer_id""",
+            [settings.campaign_id]).fetchall()
+    finally:
+        con.close()
+
+
+def test_audience_publishes_assignment_propensity_and_the_effect_model(settings, campaign):
+    con = _analytics(settings)
+    cols = [r[0] for r in con.execute("describe marts.retention_audience").fetchall()]
+    assert {"expected_uplift", "assignment", "propensity", "effect_model_version"} <= set(cols)
+    rows = con.execute("""
+        select assignment, is_control, propensity, expected_uplift, effect_source, effect_model_version
+        from marts.retention_audience""").fetchall()
+    assert {r[0] for r in rows} == {"targeted", "exploration", "control"}
+    assert all((r[0] == "control") == r[1] and 0 < r[2] <= 1 and r[3] > 0 for r in rows)
+    assert {(r[4], r[5]) for r in rows} == {("prior", "offer_catalog")}  # no uplift champion here
+    # the CRM file carries the design too, beside the columns it always had
+    export = duckdb.sql(f"select * from read_parquet('{settings.crm_export_dir / (campaign['campaign_id'] + '.parquet')}')")
+    assert export.columns[-2:] == ["assignment", "propensity"]
+    assert sorted(export.aggregate("assignment, count(*)").fetchall()) == sorted(
+        con.execute("select assignment, count(*) from marts.retention_audience group by 1").fetchall())
+
+
+def test_exploration_and_control_shares_exact_and_identical_on_rerun(settings, campaign):
+    from ml.model.policy import contact_cap, control_flags
+
+    first = _decisions(settings)
+    summary = decide.decide(settings)
+    assert _decisions(settings) == first  # the same customers, offers, assignments and propensities
+    cap = contact_cap(summary["customers"], settings.contact_share)
+    explored = [r for r in first if r[1] == "exploration"]
+    # exploration: its share of the contacts, or of the money when that runs out first
+    budget = settings.exploration_share * settings.campaign_budget
+    spent = sum(r[3] for r in explored)
+    assert len(explored) <= int(settings.exploration_share * cap) and spent <= budget + 1e-9
+    assert len(explored) == int(settings.exploration_share * cap) or spent > budget - 7.0
+    assert len(explored) > 5
+    # control: exactly the customers the documented hash holds out
+    ids = np.array([r[0] for r in first], dtype=object)
+    held_out = control_flags(ids, settings.campaign_id, settings.control_share)
+    assert [r[4] for r in first] == list(held_out)
+    assert sum(1 for r in first if not r[4]) <= cap
+
+
+def test_sleeping_dogs_with_negative_predicted_uplift_are_never_contacted(settings, campaign):
+    class HalfAreSleepingDogs:  # an uplift model: harmful for every offer to customers with an even hash
+        name, version = "dogs-test", "3"
+
+        def expected_effects(self, customers, offers):
+            dogs = customers["customer_id"].map(lambda c: hash(str(c)) % 2 == 0).to_numpy()
+            uplift = np.tile(offers["expected_effect"].to_numpy(float), (len(customers), 1)) * 0.5
+            uplift[dogs] = -uplift[dogs]
+            return uplift, dogs
+
+    model = HalfAreSleepingDogs()
+    dogs_of = {}
+
+    class Recording:
+        name, version = model.name, model.version
+
+        def expected_effects(self, customers, offers):
+            uplift, dogs = model.expected_effects(customers, offers)
+            dogs_of.update(zip(customers["customer_id"], dogs))
+            return uplift
+
+    try:
+        summary = decide.decide(settings, effect_model=Recording())
+        rows = _decisions(settings)
+        assert summary["effect_source"] == "dogs-test" and summary["treated"] > 50
+        assert sum(dogs_of.values()) > 500
+        assert not [r for r in rows if dogs_of[r[0]]]  # not targeted, not explored, not even held out
+    finally:
+        decide.decide(settings)
+
+
+def test_old_settings_give_the_policy_before_uplift(settings, campaign):
+    """exploration_share 0, contact_share 1 and the priors: targeted and control only, the whole
+    budget to the policy (the equality of published rows with the code before is checked by
+    benchmarks/published_equality.py on the tier-S shop)."""
+    from ml.model.policy import contact_cap
+
+    try:
+        summary = decide.decide(settings.replace(exploration_share=0.0, contact_share=1.0, effect_model="prior"))
+        rows = _decisions(settings)
+        assert {r[1] for r in rows} == {"targeted", "control"} and summary["exploration"] == 0
+        assert {round(r[5], 12) for r in rows} == {0.9, 0.1}
+        assert summary["treated"] > 1.5 * contact_cap(summary["customers"], settings.contact_share)
+    finally:
+        decide.decide(settings)

@@ -2,11 +2,14 @@
 
 ``W/exports/crm/<campaign_id>.csv`` and ``.parquet`` hold the campaign's audience from
 ``marts.retention_audience`` — only what a CRM tool needs to act: the opaque customer id, the
-action, offer and channel, the products to show, the priority, a short reason, and
+action, offer and channel, the products to show, the priority, a short reason,
 ``is_control`` (held-out customers are listed so the CRM logs them as such, and must not be
-contacted). No PII: no names, e-mails or phones ever reach this layer. The manifest
-``<campaign_id>.manifest.json`` records rows, SHA-256 checksums, the schema version, the model
-version and the as-of date; the CRM should read the data files only once the manifest names them.
+contacted), and how each row was assigned (``assignment``: targeted / exploration / control) with
+its ``propensity``, so whoever measures the campaign later (a simulator in tests and benchmarks,
+the uplift model's training data) knows the design without reading the warehouse. No PII: no
+names, e-mails or phones ever reach this layer. The manifest ``<campaign_id>.manifest.json``
+records rows, SHA-256 checksums, the schema version, the model version and the as-of date; the
+CRM should read the data files only once the manifest names them.
 
 Every file is written to a temporary name and moved into place with ``os.replace``, the manifest
 last, so a reader never sees a half-written file and a rerun replaces the campaign in place.
@@ -29,9 +32,10 @@ from ml.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: + assignment, propensity (issue 19)
 EXPORT_COLUMNS = ("campaign_id", "customer_id", "as_of_date", "action", "offer_code", "channel",
-                  "recommended_products", "is_control", "priority_rank", "reason_summary")
+                  "recommended_products", "is_control", "priority_rank", "reason_summary",
+                  "assignment", "propensity")
 PRODUCT_SEPARATOR = "|"  # recommended_products in the CSV: "p1|p2|p3"; a list in Parquet
 
 
@@ -90,12 +94,14 @@ def export_crm(settings: Settings, con: duckdb.DuckDBPyConnection | None = None)
         "rows": table.num_rows,
         "rows_to_contact": sum(1 for c in is_control if not c),
         "rows_control": sum(1 for c in is_control if c),
+        "rows_exploration": sum(1 for a in table.column("assignment").to_pylist() if a == "exploration"),
         "columns": [{"name": f.name, "type": str(f.type)} for f in table.schema],
         "files": {
             kind: {"name": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size}
             for kind, path in (("csv", csv_path), ("parquet", parquet_path))
         },
-        "notes": "is_control rows are held out: log them, never contact them. "
+        "notes": "is_control rows are held out: log them, never contact them. Exploration rows carry "
+                 "randomly drawn offers: send them like the others (dropping them biases what is learnt). "
                  f"CSV recommended_products are joined with '{PRODUCT_SEPARATOR}'.",
     }
     manifest_path = out / f"{campaign_id}.manifest.json"

@@ -41,7 +41,11 @@ final as (
         decisions.risk_tier,
         decisions.value_tier,
         decisions.segment,
-        decisions.model_version
+        decisions.model_version,
+        decisions.expected_uplift,
+        decisions.assignment,
+        decisions.propensity,
+        decisions.effect_model_version
 
     from decisions
     left join recommendations
