@@ -49,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--horizon-days", type=int, default=Settings.horizon_days)
     g.add_argument("--format", choices=("parquet", "csv"), default="parquet")
 
+    m = sub.add_parser("simulate", help="apply CRM campaign files to a generated shop and continue it (closed-loop tests)")
+    m.add_argument("--shop", type=Path, required=True, help="a shop written by `generate` (Parquet) or an earlier `simulate`")
+    m.add_argument("--campaign", type=Path, action="append", default=[],
+                   help="a CRM export (W/exports/crm/<campaign_id>.parquet or .csv); repeatable; none: the plain future")
+    m.add_argument("--until", type=_date, required=True, help="last day of the new export")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--horizon-days", type=int, default=Settings.horizon_days, help="horizon of the campaign truth")
+    m.add_argument("--truth-as-of", type=_date, default=None, help="also write the churn truth at this date")
+
     r = sub.add_parser("run", help="run the whole pipeline through the Airflow DAG")
     _common(r)
     r.add_argument("--retrain", action="store_true", help="train a challenger and run the promotion gate")
@@ -106,6 +115,11 @@ def dispatch(args) -> object:
 
         return generate(args.out, customers=args.customers, seed=args.seed, end_date=args.end_date,
                         truth_as_of=args.truth_as_of, horizon_days=args.horizon_days, fmt=args.format)
+    if args.command == "simulate":
+        from ml.synth.simulate import simulate
+
+        return simulate(args.shop, args.campaign, args.until, args.out, horizon_days=args.horizon_days,
+                        truth_as_of=args.truth_as_of)
     if args.command == "run":
         from ml.faces.orchestrate import check_raw_dir, duration, run_dag, trigger_conf
 

@@ -219,3 +219,22 @@ def test_cycles_keep_the_past_and_judge_against_the_truth(shop, simulated, campa
     assert oracle["per_1000_offers"] > rand["per_1000_offers"] + 50
     assert oracle["sleeping_dogs"] == oracle["lost_causes"] == 0 < rand["lost_causes"]
     assert judge(truth, {})["contacts"] == 0
+
+
+# ---- the command ---------------------------------------------------------------------------------
+
+
+def test_the_simulate_command_applies_a_campaign_file_and_names_a_bad_one(shop, campaign, simulated, tmp_path):
+    from helpers.run import churnwatch
+
+    with_campaign, _ = simulated
+    good = crm_file(tmp_path / "c.parquet", campaign)
+    churnwatch("simulate", "--shop", str(shop), "--campaign", str(good), "--until", UNTIL.isoformat(),
+               "--out", str(tmp_path / "cli"))
+    assert hashes(tmp_path / "cli") == hashes(with_campaign)  # the command is the function
+    bad = crm_file(tmp_path / "bad.parquet", campaign.head(3).assign(offer_code="FREEBEER"))
+    proc = churnwatch("simulate", "--shop", str(shop), "--campaign", str(bad), "--until", UNTIL.isoformat(),
+                      "--out", str(tmp_path / "bad"), check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith("churnwatch simulate: error:")
+    assert "unknown offer_code FREEBEER" in proc.stderr
