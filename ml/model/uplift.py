@@ -9,8 +9,8 @@ an offer with few contacts borrows strength from the others. Kept for the measur
 (benchmarks/results/uplift.json): ``"t_per_offer"`` (a pair per offer: its treated against every
 control) and ``"t_ddr_control"`` (pooled; the treated booster also sees the control booster's
 prediction). On two 10k shops the three T-learners rank the held-out campaign's true effects
-about equally (per-offer a little ahead, within the noise between shops); on a 4k shop the
-per-offer pairs fell to random while the pooled pair held, and it fits in half the time. X- and
+about equally (per-offer a little ahead, within the noise between shops) and the pooled pair
+fits in half the time; on a 4k shop every T-learner's ranking is close to random (0.0-0.06). X- and
 DR-learners (written by hand in the benchmark: scikit-uplift has neither) ranked worse and are
 not kept.
 
