@@ -53,7 +53,8 @@ def _fill(settings: Settings, rows: int, tag: str, as_of: dt.date = AS_OF) -> No
                    'COUPON10' as offer_code, 'email' as channel, ['P1', 'P2'] as recommended_products,
                    i % 10 = 0 as is_control, i + 1 as priority_rank, 1.0 as expected_net_value,
                    '{tag}' as reason_summary, date '{as_of}' as as_of_date, {HORIZON} as horizon_days,
-                   '1' as model_version
+                   '1' as model_version, case when i % 10 = 0 then 'control' else 'targeted' end as assignment,
+                   1.0 as propensity
             from range({rows // 10}) t(i)""")
         con.execute("""
             create or replace table ml.model_performance as

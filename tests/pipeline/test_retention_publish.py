@@ -77,11 +77,13 @@ def settings(shop, tmp_path_factory):
     from ml.stages.ingest import ingest
     from ml.core.settings import Settings
     from ml.stages.features import build_features
+    from ml.stages.train import performance
 
     s = Settings.load(raw_dir=shop, warehouse=tmp_path_factory.mktemp("retention_wh"), as_of=AS_OF,
                       horizon_days=HORIZON, campaign_budget=3000.0, control_share=0.10)
     ingest(s)
     build_features(s)
+    performance.ensure_table(s)  # no model was trained here: the scores below are of contract shape
     con = duckdb.connect(str(s.db_path))
     try:
         _fake_scores(con, PREVIOUS_AS_OF, shift=0.25)  # a month ago everybody looked safer

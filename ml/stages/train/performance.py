@@ -35,6 +35,25 @@ COLUMNS = (
 )
 
 
+def _ensure_table(con) -> None:
+    """The table with every declared column (a table from an older release gains those it lacks)."""
+    con.execute("create schema if not exists ml")
+    con.execute("create table if not exists ml.model_performance ("
+                + ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS) + ")")
+    existing = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                          "where table_schema = 'ml' and table_name = 'model_performance'").fetchall()}
+    for name, kind in COLUMNS:
+        if name not in existing:
+            con.execute(f'alter table ml.model_performance add column "{name}" {kind}')
+
+
+def ensure_table(settings: Settings) -> None:
+    """An empty ``ml.model_performance`` where no version was trained in this warehouse yet (the
+    marts step reads it: e.g. a warehouse scored with a champion trained elsewhere)."""
+    with connect(settings) as con:
+        _ensure_table(con)
+
+
 def record_performance(settings: Settings, version: str, run_id: str, metrics: dict, test_cutoff,
                        promoted: bool, decision: str, value_kind: str) -> None:
     """Upsert this version's test metrics into ``ml.model_performance`` (published to analysts)."""
@@ -52,14 +71,7 @@ def record_performance(settings: Settings, version: str, run_id: str, metrics: d
     values = ", ".join(f'"{name}"::{kind} as "{name}"' if name in row else f'null::{kind} as "{name}"'
                        for name, kind in COLUMNS)
     with connect(settings) as con:
-        con.execute("create schema if not exists ml")
-        con.execute("create table if not exists ml.model_performance ("
-                    + ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS) + ")")
-        existing = {r[0] for r in con.execute("select column_name from information_schema.columns "
-                                              "where table_schema = 'ml' and table_name = 'model_performance'").fetchall()}
-        for name, kind in COLUMNS:  # a table from an older release gains the columns it lacks
-            if name not in existing:
-                con.execute(f'alter table ml.model_performance add column "{name}" {kind}')
+        _ensure_table(con)
         con.execute("delete from ml.model_performance where model_name = ? and model_version = ?",
                     [settings.registered_model_name, version])
         con.execute(f"insert into ml.model_performance by name select {values} from frame")
