@@ -26,7 +26,7 @@ def main() -> int:
         if only and name not in only:
             continue
         tier_flag = ["--tiers", args.tier] if name == "synth" else ["--tier", args.tier]
-        if name == "ceiling":  # replays the shop's hidden state and refits seven times: a tier-S study
+        if name in ("ceiling", "intervention_labels"):  # tier-S studies (the shop's hidden state; four trainings)
             tier_flag = ["--tier", "S"]
         started = time.perf_counter()
         print(f"== {name} (tier {args.tier})", flush=True)

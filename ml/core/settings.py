@@ -77,6 +77,9 @@ class Settings:
     train_search_max_rows: int = 150_000
     train_calibration_max_rows: int = 500_000  # out-of-fold rows the calibrators are fitted on, at most
     train_threads: int = 2
+    # leave out training examples contacted (not held out) inside their label window: the churn model
+    # estimates the risk if the shop does nothing (benchmarks/results/intervention-labels.json)
+    train_exclude_treated: bool = True
     calibration_method: str = "auto"  # auto | isotonic | platt
     mlflow_tracking_uri: str | None = None  # default: sqlite under the warehouse
     # retention

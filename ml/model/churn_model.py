@@ -29,7 +29,7 @@ import pandas as pd
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ID_COLUMNS = ("customer_id", "as_of_date")
-LABEL_COLUMNS = ("is_churned", "is_backtest_cutoff", "horizon_days", "cutoff_role")
+LABEL_COLUMNS = ("is_churned", "is_backtest_cutoff", "horizon_days", "cutoff_role", "is_treated_in_label_window")
 # the season of the cutoff, derived from as_of_date: lets the booster learn the yearly rhythm of
 # churn once the training cutoffs span a year (Settings.n_training_cutoffs = 16). With fewer, a
 # scoring cutoff whose label window falls in a season no training window covered (autumn's Black

@@ -1,7 +1,10 @@
 """Everything training reads from the warehouse: ``marts.training_examples`` as one float32 matrix.
 
 Only rows whose label window is complete by the as-of date are read, in (cutoff, customer) order,
-so the same data always gives the same model. The backtest's test cutoff is the one dbt marks
+so the same data always gives the same model; with ``settings.train_exclude_treated`` (default)
+not the customers a campaign contacted inside the label window (``is_treated_in_label_window``:
+their label is the outcome with an intervention, not the risk if the shop does nothing; held-out
+controls stay). The backtest's test cutoff is the one dbt marks
 (``is_backtest_cutoff``), read with the row counts before any row leaves DuckDB: on large data
 the split decides which rows are read at all (see ``read_examples``).
 """
@@ -71,6 +74,8 @@ def _examples_sql(settings: Settings, where: str = "", ordered: bool = True) -> 
     if settings.as_of is not None:
         sql += " and as_of_date + to_days(horizon_days) <= ?"
         params.append(settings.as_of)
+    if settings.train_exclude_treated:  # the label of a contacted customer is not the risk if nothing is done
+        sql += " and not is_treated_in_label_window"
     return sql + where + (" order by as_of_date, customer_id" if ordered else ""), params
 
 
