@@ -9,8 +9,9 @@ still holding an old catalog can finish its queries.
 
 What is published (``PUBLISHED``): the scores, the customers' segments, the campaign audience,
 the measured campaign results and the risk alerts, each partitioned by (as_of_date, horizon_days)
-so every run adds a partition and history stays queryable for trends; the model performance and
-the offer catalog as one current snapshot each. Every one is a dbt model in ``marts`` (the seed
+so every run adds a partition and history stays queryable for trends; the model performance, the
+realized model monitoring (and its reliability table) and the offer catalog as one current
+snapshot each. Every one is a dbt model in ``marts`` (the seed
 for the offer catalog), whose YAML describes and tests each column: the Python stages' own
 tables (``scoring.churn_scores``, ``ml.model_performance``, ``retention.*``) reach the analysts
 only through them. The catalog's ``marts._tables`` lists the rows
@@ -61,6 +62,11 @@ PUBLISHED = (
     PublishedTable("campaign_results", "marts.campaign_results", True, 'campaign_id, offer_code, "group"'),
     PublishedTable("risk_alerts", "marts.risk_alerts", True, "probability_increase desc, customer_id"),
     PublishedTable("offer_catalog", "marts.offer_catalog", False, "offer_code"),
+    # realized performance of every scoring run whose horizon has closed: one current snapshot
+    PublishedTable("model_monitoring", "marts.model_monitoring", False,
+                   "as_of_date, horizon_days, model_name, model_version, segment_type, segment"),
+    PublishedTable("model_monitoring_reliability", "marts.model_monitoring_reliability", False,
+                   "as_of_date, horizon_days, model_name, model_version, segment_type, segment, bin_number"),
 )
 
 
