@@ -163,6 +163,7 @@ def test_only_closed_horizons_are_measured(warehouse):
     measured = set(zip(mart["as_of_date"], mart["horizon_days"]))
     assert measured == CLOSED  # a window ending on END counts, one ending a day later not yet
     assert (mart["horizon_end_date"].dt.date <= END).all()
+    assert str(_query(warehouse, "select typeof(horizon_end_date) as t from marts.model_monitoring limit 1")["t"][0]) == "DATE"
 
 
 def test_segments_add_up_to_all(warehouse):

@@ -117,7 +117,7 @@ final as (
         aggregated.model_version,
         aggregated.segment_type,
         aggregated.segment,
-        aggregated.as_of_date + to_days(aggregated.horizon_days::integer) as horizon_end_date,
+        cast(aggregated.as_of_date + to_days(aggregated.horizon_days::integer) as date) as horizon_end_date,
         aggregated.customers,
         aggregated.churned_customers,
         aggregated.churn_rate,
