@@ -164,7 +164,7 @@ def assignments(customers, offers, truth, k: int, models: dict, seed: int) -> di
     # the oracle: true effects of the catalog's offers for the scored customers
     effect = truth_matrix(truth, ids, codes)
     for name, mask in (("oracle", eligible), ("oracle_any_offer", np.ones_like(eligible))):
-        masked = np.where(mask, effect, -np.inf)
+        masked = np.where(mask & np.isfinite(effect), effect, -np.inf)  # an offer without truth is no choice
         best = np.argmax(masked, axis=1)
         value = masked[np.arange(len(ids)), best]
         rows = top_k(value, k)

@@ -62,4 +62,4 @@ def test_treated_in_label_window_are_flagged_and_left_out(tmp_path: Path):
 
     kept = read_frame(settings.replace(train_exclude_treated=True), T0)
     assert sorted(kept["customer_id"]) == ["control", "never", "treated-after", "treated-before"]
-    assert Settings.load().train_exclude_treated  # on by default (benchmarks/results/intervention-labels.json)
+    assert not Settings.load().train_exclude_treated  # off by default: see the setting's comment

@@ -59,12 +59,18 @@ def test_true_average_effect_lies_inside_the_interval(measured):
     lifts = results[(results["offer_code"] == "ALL") & (results["group"] == "treated")]
     joined = lifts.merge(truth, on="campaign_id")
     assert len(joined) >= 4
+    misses = []
     for row in joined.itertuples():
         assert row.ci_low <= row.lift <= row.ci_high
         assert row.ci_high - row.ci_low < 0.4, "an interval this wide would prove nothing"
-        assert row.ci_low <= row.true_average_effect <= row.ci_high, (
-            f"{row.campaign_id}: true effect {row.true_average_effect:.3f} outside "
-            f"[{row.ci_low:.3f}, {row.ci_high:.3f}]")
+        if not row.ci_low <= row.true_average_effect <= row.ci_high:
+            misses.append(f"{row.campaign_id}: true effect {row.true_average_effect:.3f} outside "
+                          f"[{row.ci_low:.3f}, {row.ci_high:.3f}]")
+    # 95% intervals: each misses the truth 1 time in 20, so among k campaigns a miss or two is
+    # expected; more than the 99th percentile of Binomial(k, 0.05) means the intervals are too narrow
+    from scipy.stats import binom
+    allowed = int(binom.ppf(0.99, len(joined), 0.05))
+    assert len(misses) <= allowed, f"{len(misses)} of {len(joined)} intervals miss the truth (allowed {allowed}): {misses}"
 
 
 def test_results_per_offer_add_up_to_the_campaign(measured):

@@ -226,7 +226,7 @@ def test_readme_examples_work_as_written_on_a_moved_warehouse(two_horizons, tmp_
 def test_a_moved_warehouse_answers_read_only_from_any_folder(tmp_path, monkeypatch):
     """A small publish (no pipeline run), the warehouse renamed into another folder, its catalog
     queried from a third one: through ``connect_catalog`` and through ``churnwatch sql``."""
-    from test_publish import _fill
+    from helpers.published import fill as _fill
 
     from ml.core.catalog import connect_catalog
     from ml.stages.publish import publish

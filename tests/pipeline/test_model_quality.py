@@ -46,7 +46,7 @@ def trained(shop_s, tmp_path_factory):
 def test_backtest_beats_the_baselines_and_approaches_the_oracle(trained):
     settings, first, _, truth = trained
     from ml.core import registry
-    from ml.model.metrics import auc
+    from ml.model.metrics import auc, lift_at
 
     metrics = registry.version_metrics(settings, first.version)
     assert first.decision == "first model: promoted to champion"
@@ -58,7 +58,11 @@ def test_backtest_beats_the_baselines_and_approaches_the_oracle(trained):
     ratio = auc(both["is_churned"], both["churn_probability"]) / auc(both["is_churned"], both["true_churn_probability"])
     assert ratio > 0.89, f"oracle ratio {ratio:.3f}"  # ~0.91 at 10k customers (see benchmarks/results)
     assert metrics["ece"] < 0.045  # the estimator's own noise at 7k customers is ~0.015
-    assert 0.1 < metrics["brier"] < 0.2 and metrics["lift_at_10pct"] > 1.7
+    assert 0.1 < metrics["brier"] < 0.2
+    # lift is capped by 1 / base rate (the generator's churn rate moves it), so judge it against the
+    # lift of the true probabilities on the same customers: was a fixed 1.7 at a lower base rate
+    true_lift = lift_at(both["is_churned"], both["true_churn_probability"], 0.10)
+    assert lift_at(both["is_churned"], both["churn_probability"], 0.10) > 0.9 * true_lift, f"oracle lift {true_lift:.3f}"
     assert run["backtest_origins"] == 3 and run["backtest_auc_min"] > run["baseline_bgnbd_auc"] - 0.02
     assert run["calibration_rows"] > 5 * run["test_rows"]  # out of fold at every honest cutoff, not one
 

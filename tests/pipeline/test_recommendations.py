@@ -73,7 +73,7 @@ def test_every_audience_customer_gets_n_new_valid_products(big_catalogue):
     campaign = big_catalogue.campaign_id
     (audience, recommended, full, invalid, already_bought, sources_ok), = _query(big_catalogue, """
         with audience as (
-            select distinct customer_id from decide.audience_decisions where campaign_id = ?
+            select distinct customer_id from retention.audience_decisions where campaign_id = ?
         ),
         recommendations as (
             select * from marts.customer_product_recommendations where campaign_id = ?

@@ -1,7 +1,7 @@
 """Everything training reads from the warehouse: ``marts.training_examples`` as one float32 matrix.
 
 Only rows whose label window is complete by the as-of date are read, in (cutoff, customer) order,
-so the same data always gives the same model; with ``settings.train_exclude_treated`` (default)
+so the same data always gives the same model; with ``settings.train_exclude_treated`` (off by default)
 not the customers a campaign contacted inside the label window (``is_treated_in_label_window``:
 their label is the outcome with an intervention, not the risk if the shop does nothing; held-out
 controls stay). The backtest's test cutoff is the one dbt marks
