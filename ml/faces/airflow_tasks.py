@@ -177,6 +177,9 @@ def progress_note(task_id: str, value) -> str:
         return f"{staged:,} rows" + (f", {bad:,} quarantined" if bad else "")
     if task_id.startswith("validate_"):
         return "passed"
+    if task_id == "train_uplift":  # before the churn model's note, which the run dict also carries
+        uplift = value.get("uplift") or {}
+        return str(uplift.get("decision") or uplift.get("reason") or uplift.get("status") or "")
     if task_id.startswith("train") and value.get("training"):
         training = value["training"]
         if isinstance(training, dict):

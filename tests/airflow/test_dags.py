@@ -230,3 +230,14 @@ def test_every_task_reads_the_one_run_context(dagbag, dag_id, first_task):
 
 def _upstream_or_self(dag, task_id: str) -> set[str]:
     return {task_id} | dag.get_task(task_id).get_flat_relative_ids(upstream=True)
+
+
+def test_each_training_task_reports_its_own_model():
+    """The uplift task's progress line names the uplift gate's decision, not the churn model's (which
+    the run dict it returns also carries): `make demo` showed the churn model's line twice."""
+    from ml.faces.airflow_tasks import progress_note
+
+    run = {"training": "trained v1 (retrain requested); first model: promoted to champion",
+           "uplift": {"status": "kept", "decision": "not promoted, prior stays: Qini 0.026 vs prior 0.037"}}
+    assert progress_note("train_uplift", run) == "not promoted, prior stays: Qini 0.026 vs prior 0.037"
+    assert progress_note("train_if_needed", run).endswith("first model: promoted to champion")
